@@ -1,0 +1,31 @@
+"""models/
+
+Model definitions: configuration, vision towers, projectors, the ConvLLaVA model classes and presets.
+"""
+
+from __future__ import annotations
+
+from .configuration_convllava import ConvLlavaConfig
+from .modeling_convllava import ConvLlavaForConditionalGeneration, ConvLlavaModel, ConvLlavaPreTrainedModel
+from .outputs import ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
+from .presets import PRESETS, get_preset
+from .projectors import PROJECTORS, build_projector, get_projector_spec
+from .vision import VISION_TOWERS, ConvNextVisionTower, add_convnext_stages, build_vision_tower
+
+__all__ = [
+    "PRESETS",
+    "PROJECTORS",
+    "VISION_TOWERS",
+    "ConvLlavaCausalLMOutputWithPast",
+    "ConvLlavaConfig",
+    "ConvLlavaForConditionalGeneration",
+    "ConvLlavaModel",
+    "ConvLlavaModelOutputWithPast",
+    "ConvLlavaPreTrainedModel",
+    "ConvNextVisionTower",
+    "add_convnext_stages",
+    "build_projector",
+    "build_vision_tower",
+    "get_preset",
+    "get_projector_spec",
+]

@@ -1,0 +1,83 @@
+"""configuration_convllava.py
+
+`ConvLlavaConfig`: the one place that describes a ConvLLaVA model -- vision tower (type + config),
+projector, language model and the image-token / image-size contract shared with the processor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, ConvNextConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native")
+
+
+def _as_config(value: Any, default_type: str) -> PretrainedConfig:
+    """Turn a dict (as read from config.json) or None into a transformers config object."""
+    if isinstance(value, PretrainedConfig):
+        return value
+    if value is None:
+        return CONFIG_MAPPING[default_type]()
+    if isinstance(value, dict):
+        value = dict(value)
+        model_type = value.pop("model_type", default_type)
+        return CONFIG_MAPPING[model_type](**value)
+    raise TypeError(f"expected a config object or a dict, got {type(value).__name__}")
+
+
+class ConvLlavaConfig(PretrainedConfig):
+    r"""Configuration of a ConvLLaVA model.
+
+    Args:
+        vision_config: config of the vision tower (a `ConvNextConfig` for `vision_tower_type="convnext"`).
+        text_config: config of any Hugging Face causal LM (`LlamaConfig` for Vicuna).
+        vision_tower_type: key of `convllava.models.vision.VISION_TOWERS`.
+        projector_type: key of `convllava.models.projectors` (`linear`, `mlp{k}x_gelu`, `identity`).
+        image_token_id: id the processor writes for each visual token. It may lie outside the LM vocabulary
+            (the published 7B checkpoints keep their 32000-row embedding; id 32000 is a sentinel).
+        image_size: side S the image processor resizes to (768 / 1024 / 1536 for the published models).
+        image_resize_mode: `pad` (the original: pad to square, resize to S), `resize` (squash to S x S) or
+            `native` (short side S, aspect kept, sides rounded to the tower's stride).
+    """
+
+    model_type = "convllava"
+    sub_configs = {"text_config": AutoConfig, "vision_config": AutoConfig}
+
+    vision_config: dict | PretrainedConfig | None = None
+    text_config: dict | PretrainedConfig | None = None
+    vision_tower_type: str = "convnext"
+    projector_type: str = "mlp2x_gelu"
+    image_token_id: int = 32000
+    image_size: int = 768
+    image_resize_mode: str = "pad"
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        self.vision_config = _as_config(self.vision_config, "convnext")
+        self.text_config = _as_config(self.text_config, "llama")
+        if self.image_resize_mode not in IMAGE_RESIZE_MODES:
+            raise ValueError(
+                f"image_resize_mode={self.image_resize_mode!r} is not one of {IMAGE_RESIZE_MODES}; "
+                "use 'pad' for the published checkpoints."
+            )
+        if self.image_size <= 0:
+            raise ValueError(f"image_size must be positive, got {self.image_size}")
+        super().__post_init__(**kwargs)
+
+    @property
+    def vision_stride(self) -> int:
+        """Total spatial down-sampling of the vision tower (64 for the 5-stage ConvNeXt)."""
+        vc = self.vision_config
+        if isinstance(vc, ConvNextConfig):
+            return vc.patch_size * 2 ** (vc.num_stages - 1)
+        return int(vc.patch_size)
+
+    @property
+    def vision_hidden_size(self) -> int:
+        """Channels of the feature the projector receives (3072 for ConvNeXt-L + stage 5)."""
+        vc = self.vision_config
+        if isinstance(vc, ConvNextConfig):
+            return vc.hidden_sizes[vc.num_stages - 1]
+        return int(vc.hidden_size)

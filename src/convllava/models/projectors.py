@@ -1,0 +1,76 @@
+"""projectors.py
+
+Connectors from vision features (B, N, C_v) to LM embeddings (B, M, D), registered by exact name.
+
+Every projector declares how many tokens it emits for a feature grid (`num_tokens(h, w)`), which the
+processor uses to expand `<image>`. Names follow the original LLaVA builder: `linear`, `mlp{k}x_gelu`
+(k linear layers with GELU between; `nn.Sequential` indices 0, 2, ... match `mm_projector.{0,2}`) and
+`identity`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+
+class Projector(nn.Sequential):
+    """A token-preserving projector: one output token per feature position."""
+
+    @staticmethod
+    def num_tokens(grid_h: int, grid_w: int) -> int:
+        return grid_h * grid_w
+
+
+def _linear(in_dim: int, out_dim: int) -> Projector:
+    return Projector(nn.Linear(in_dim, out_dim))
+
+
+def _identity(in_dim: int, out_dim: int) -> Projector:
+    if in_dim != out_dim:
+        raise ValueError(f"projector 'identity' needs equal widths, got vision {in_dim} vs text {out_dim}")
+    return Projector(nn.Identity())
+
+
+def _mlp_gelu(depth: int) -> Callable[[int, int], Projector]:
+    def build(in_dim: int, out_dim: int) -> Projector:
+        layers: list[nn.Module] = [nn.Linear(in_dim, out_dim)]
+        for _ in range(1, depth):
+            layers += [nn.GELU(), nn.Linear(out_dim, out_dim)]
+        return Projector(*layers)
+
+    return build
+
+
+@dataclass(frozen=True)
+class ProjectorSpec:
+    name: str
+    build: Callable[[int, int], Projector]
+    num_tokens: Callable[[int, int], int] = Projector.num_tokens
+
+
+#: Exact-name registry. `mlp{k}x_gelu` for k = 1..8 are listed explicitly.
+PROJECTORS: dict[str, ProjectorSpec] = {
+    "linear": ProjectorSpec("linear", _linear),
+    "identity": ProjectorSpec("identity", _identity),
+    **{f"mlp{k}x_gelu": ProjectorSpec(f"mlp{k}x_gelu", _mlp_gelu(k)) for k in range(1, 9)},
+}
+
+_MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")
+
+
+def get_projector_spec(name: str) -> ProjectorSpec:
+    try:
+        return PROJECTORS[name]
+    except KeyError:
+        hint = ""
+        if _MLP_PATTERN.fullmatch(name):
+            hint = " (mlp{k}x_gelu is registered for k = 1..8)"
+        raise ValueError(f"unknown projector_type {name!r}{hint}; known: {sorted(PROJECTORS)}") from None
+
+
+def build_projector(name: str, in_dim: int, out_dim: int) -> Projector:
+    return get_projector_spec(name).build(in_dim, out_dim)

@@ -1,0 +1,53 @@
+"""tokenizer.py
+
+Tokenizer helpers: train a small Llama-style (SentencePiece-like BPE, `<s>` BOS) tokenizer offline with
+`tokenizers` and wrap it as a Hugging Face `PreTrainedTokenizerFast`; add the image token to any tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from ..constants import DEFAULT_IMAGE_TOKEN
+
+#: Special tokens at fixed ids, as in the Llama / Vicuna vocabulary (unk 0, bos 1, eos 2); pad = unk.
+SPECIAL_TOKENS: tuple[str, ...] = ("<unk>", "<s>", "</s>")
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """Train a byte-fallback-free BPE with a Metaspace pre-tokenizer (like Llama's) on `texts`.
+
+    The result adds `<s>` in front of each sequence, pads with `<unk>` (id 0) and has `<image>` as an
+    added special token with id `vocab_size` -- outside the LM vocabulary, as in the published models.
+    """
+    texts = list(texts)
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    alphabet = sorted({ch for text in texts for ch in text.replace(" ", "▁")} | {"▁", "\n"})
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), initial_alphabet=alphabet, show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    size = tok.get_vocab_size()
+    if size < vocab_size:  # a small corpus cannot fill the vocabulary: pad it so ids are stable
+        tok.add_tokens([f"<extra_{i}>" for i in range(vocab_size - size)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<unk>"
+    )
+    add_image_token(wrapped)
+    return wrapped
+
+
+def add_image_token(tokenizer: PreTrainedTokenizerBase, image_token: str = DEFAULT_IMAGE_TOKEN) -> int:
+    """Register `image_token` as a special token (no-op if present) and return its id."""
+    if image_token not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [image_token]})
+    return tokenizer.convert_tokens_to_ids(image_token)

@@ -1,0 +1,38 @@
+"""Projector registry: exact names, shapes, parameter names and token counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from convllava.models.projectors import PROJECTORS, build_projector, get_projector_spec
+
+
+def test_mlp2x_gelu_matches_original_layout():
+    proj = build_projector("mlp2x_gelu", 3072, 4096)
+    assert [type(m) for m in proj] == [nn.Linear, nn.GELU, nn.Linear]
+    assert set(dict(proj.named_parameters())) == {"0.weight", "0.bias", "2.weight", "2.bias"}  # mm_projector.{0,2}
+    assert proj(torch.zeros(2, 5, 3072)).shape == (2, 5, 4096)
+
+
+def test_mlp_depths_linear_and_identity():
+    assert sum(isinstance(m, nn.Linear) for m in build_projector("mlp3x_gelu", 8, 16)) == 3
+    assert build_projector("linear", 8, 16)(torch.zeros(1, 2, 8)).shape == (1, 2, 16)
+    x = torch.randn(1, 3, 8)
+    assert torch.equal(build_projector("identity", 8, 8)(x), x)
+    with pytest.raises(ValueError, match="identity"):
+        build_projector("identity", 8, 16)
+
+
+@pytest.mark.parametrize("name", ["mlp2x_gelu", "linear", "identity"])
+def test_token_preserving_projectors_count_grid_cells(name):
+    assert get_projector_spec(name).num_tokens(24, 24) == 576
+    assert get_projector_spec(name).num_tokens(12, 20) == 240
+
+
+@pytest.mark.parametrize("name", ["MLP2x_gelu", "mlp2x_gelu_extra", "mlp", "mlp99x_gelu", "xlinear"])
+def test_lookup_is_by_exact_name(name):
+    assert name not in PROJECTORS
+    with pytest.raises(ValueError, match="unknown projector_type"):
+        get_projector_spec(name)
