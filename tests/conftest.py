@@ -10,13 +10,12 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from convllava import ConvLlavaForConditionalGeneration, ConvLlavaProcessor, get_preset
 from convllava.processing import train_tokenizer
+from helpers import random_image
 
 CORPUS = [
     "What color is the square? The square is red.",
@@ -49,11 +48,6 @@ def tiny_model(tiny_config):
 @pytest.fixture(scope="session")
 def processor(tiny_config, tokenizer):
     return ConvLlavaProcessor.from_model_config(tiny_config, tokenizer)
-
-
-def random_image(height: int, width: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:
-        print(f"convllava {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())  # one line, even when a library's message has several
+        print(f"convllava {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 
