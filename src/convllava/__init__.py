@@ -8,14 +8,10 @@ and `AutoProcessor`.
 
 from __future__ import annotations
 
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForImageTextToText,
-    AutoProcessor,
-)
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+
+# From its module: transformers 5.16 exports a torchvision-requiring placeholder at the top level.
+from transformers.models.auto.image_processing_auto import AutoImageProcessor
 
 from .models import (
     PRESETS,

@@ -6,6 +6,7 @@ Model definitions: configuration, vision towers, projectors, the ConvLLaVA model
 from __future__ import annotations
 
 from .configuration_convllava import ConvLlavaConfig
+from .freezing import PARTS, log_trainable_summary, set_trainable, trainable_summary
 from .modeling_convllava import ConvLlavaForConditionalGeneration, ConvLlavaModel, ConvLlavaPreTrainedModel
 from .outputs import ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .presets import PRESETS, get_preset
@@ -13,6 +14,7 @@ from .projectors import PROJECTORS, build_projector, get_projector_spec
 from .vision import VISION_TOWERS, ConvNextVisionTower, add_convnext_stages, build_vision_tower
 
 __all__ = [
+    "PARTS",
     "PRESETS",
     "PROJECTORS",
     "VISION_TOWERS",
@@ -28,4 +30,7 @@ __all__ = [
     "build_vision_tower",
     "get_preset",
     "get_projector_spec",
+    "log_trainable_summary",
+    "set_trainable",
+    "trainable_summary",
 ]
