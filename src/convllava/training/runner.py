@@ -1,0 +1,158 @@
+"""runner.py
+
+`run_training(config)`: one stage, end to end -- load or assemble the model, set what trains, build the
+data, run the Hugging Face Trainer (single process, torchrun DDP, FSDP or DeepSpeed through accelerate),
+and write a complete `from_pretrained` folder: model, processor, the resolved config and the skip report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import AutoTokenizer, TrainingArguments, set_seed
+
+from ..data import ConversationCollator, ConversationDataset, load_records
+from ..models import PRESETS, ConvLlavaForConditionalGeneration, get_preset
+from ..models.assembly import assemble_from_parts
+from ..processing import ConvLlavaProcessor
+from .config import TrainConfig
+from .lora import apply_lora
+from .stages import apply_trainable_parts, parameter_groups
+from .trainer import ConvLlavaTrainer, last_complete_checkpoint, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+
+def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForConditionalGeneration, ConvLlavaProcessor]:
+    if config.vision_tower and config.language_model:
+        model, tokenizer = assemble_from_parts(
+            config.vision_tower,
+            config.language_model,
+            projector_type=config.projector_type,
+            image_size=config.image_size,
+            new_stage_depths=config.new_vision_stages.depths,
+            new_stage_widths=config.new_vision_stages.widths,
+        )
+        return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template)
+    if config.model in PRESETS:
+        if config.tokenizer is None:
+            raise ValueError(f"model {config.model!r} is a preset (random weights): also set `tokenizer`")
+        model = ConvLlavaForConditionalGeneration(get_preset(config.model))
+        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template)
+    model = ConvLlavaForConditionalGeneration.from_pretrained(config.model)
+    processor = ConvLlavaProcessor.from_pretrained(config.model)
+    if processor.template != config.template:
+        processor = ConvLlavaProcessor(
+            processor.image_processor,
+            processor.tokenizer,
+            template=config.template,
+            projector_type=processor.projector_type,
+        )
+    return model, processor
+
+
+def _bf16(setting: str | bool) -> bool:
+    if setting == "auto":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(setting)
+
+
+def _report_to(setting: str) -> str | list[str]:
+    if setting != "auto":
+        return setting
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return "none"
+    return ["tensorboard"]
+
+
+def training_arguments(config: TrainConfig, world_size: int) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=config.output,
+        per_device_train_batch_size=config.per_device_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation(world_size),
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_schedule,
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        num_train_epochs=config.num_epochs,
+        max_steps=config.max_steps,
+        bf16=_bf16(config.bf16),
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        logging_steps=config.logging_steps,
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=config.dataloader_workers,
+        ddp_find_unused_parameters=world_size > 1,  # text-only batches leave the vision side unused
+        report_to=_report_to(config.report_to),
+        deepspeed=config.deepspeed,
+    )
+
+
+class _StageTrainer(ConvLlavaTrainer):
+    """Builds AdamW with the stage's per-module learning rates (inside the Trainer, so FSDP / DeepSpeed see it)."""
+
+    stage_config: TrainConfig
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            target = model if model is not None else self.model
+            self.optimizer = torch.optim.AdamW(
+                parameter_groups(target, self.stage_config), betas=(0.9, 0.999), eps=1e-8
+            )
+        return self.optimizer
+
+
+def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any] | None = None) -> Path:
+    """Train one stage; return the output folder. `callbacks`: extra `TrainerCallback`s."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    set_seed(config.seed)
+    model, processor = load_model_and_processor(config)
+    apply_trainable_parts(model, config.trainable)
+    if config.lora.enabled:
+        model = apply_lora(model, config.lora)
+    dataset = ConversationDataset(
+        load_records(config.data),
+        processor,
+        image_folder=config.image_folder,
+        max_length=config.max_length,
+        move_image_to_front=config.move_image_to_front,
+    )
+    args = training_arguments(config, world_size)
+    trainer = _StageTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=ConversationCollator(processor.tokenizer.pad_token_id or 0),
+        group_by_modality_length=config.group_by_modality_length,
+        callbacks=callbacks,
+    )
+    trainer.stage_config = config
+    checkpoint = last_complete_checkpoint(config.output) if resume else None
+    if resume and checkpoint is None:
+        logger.warning("--resume: no complete checkpoint in %s; starting from the beginning", config.output)
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    output = Path(config.output)
+    counts, ids = trainer.gathered_skips()
+    trainer.save_model(str(output))
+    if trainer.args.should_save:
+        processor.save_pretrained(output)
+        (output / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_json_atomic(output / "skip_report.json", {"counts": counts, "record_ids": ids, "stage": config.stage})
+        write_json_atomic(output / "train_log.json", trainer.state.log_history)
+        if any(counts.values()):
+            logger.warning("skipped samples: %s", {k: v for k, v in counts.items() if v})
+    return output

@@ -1,0 +1,106 @@
+"""trainer.py
+
+`ConvLlavaTrainer`: Hugging Face `Trainer` plus what ConvLLaVA training needs -- the modality- and
+length-grouped sampler, per-reason counting of skipped samples (summed over processes), a logged
+tokens/s, and checkpoints marked complete only once fully written (resume ignores unmarked ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from ..data import ModalityLengthGroupedSampler, skip_summary
+
+COMPLETE_MARKER = "checkpoint_complete.json"
+
+
+class ConvLlavaTrainer(Trainer):
+    def __init__(self, *args: Any, group_by_modality_length: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_by_modality_length = group_by_modality_length
+        self.skip_counts: Counter[str] = Counter()
+        self.skipped_ids: dict[str, list[str]] = {}
+        self._tokens_since_log = 0
+        self._last_log_time = time.perf_counter()
+
+    # --- data order ---------------------------------------------------------------------------------------
+    def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.group_by_modality_length or not hasattr(dataset, "lengths"):
+            return super()._get_train_sampler(dataset)
+        global_batch = (
+            self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
+        )
+        return ModalityLengthGroupedSampler(dataset.lengths(), mega_batch_size=global_batch, seed=self.args.seed)
+
+    # --- loss, skip accounting, throughput ----------------------------------------------------------------
+    def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        for reason, record_id in inputs.pop("skipped", []):
+            self.skip_counts[reason] += 1
+            self.skipped_ids.setdefault(reason, []).append(record_id)
+        self._tokens_since_log += int(inputs["attention_mask"].sum())
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs:
+            now = time.perf_counter()
+            logs["tokens_per_second"] = round(
+                self._tokens_since_log * self.args.world_size / max(now - self._last_log_time, 1e-9), 1
+            )
+            logs["samples_skipped"] = sum(self.skip_counts.values())
+            self._tokens_since_log, self._last_log_time = 0, now
+        super().log(logs, *args, **kwargs)
+
+    def gathered_skips(self) -> tuple[dict[str, int], dict[str, list[str]]]:
+        """Skip counts and ids summed over all processes."""
+        local = (dict(self.skip_counts), self.skipped_ids)
+        if dist.is_available() and dist.is_initialized():
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, local)
+        else:
+            gathered = [local]
+        counts: Counter[str] = Counter()
+        ids: dict[str, list[str]] = {}
+        for part_counts, part_ids in gathered:
+            counts.update(part_counts)
+            for reason, values in part_ids.items():
+                ids.setdefault(reason, []).extend(values)
+        return skip_summary(counts), ids
+
+    # --- checkpoints --------------------------------------------------------------------------------------
+    def _save_checkpoint(self, model: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
+        super()._save_checkpoint(model, trial, *args, **kwargs)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+        if self.args.should_save:
+            folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            write_json_atomic(folder / COMPLETE_MARKER, {"global_step": self.state.global_step})
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The highest-step checkpoint folder that carries the completion marker."""
+    folder = Path(output_dir)
+    candidates = []
+    for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name.rsplit("-", 1)[-1]
+        if step.isdigit() and (path / COMPLETE_MARKER).is_file():
+            candidates.append((int(step), path))
+    return str(max(candidates)[1]) if candidates else None
