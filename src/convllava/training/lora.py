@@ -16,22 +16,34 @@ from .config import LoraOptions
 logger = logging.getLogger(__name__)
 
 
+def _fully_trainable_modules(model: nn.Module) -> list[str]:
+    """Names of the parts that train fully beside the adapters (saved with the adapter as `modules_to_save`)."""
+    candidates = ["model.projector", "lm_head"]
+    candidates += [f"model.vision_tower.encoder.stages.{i}" for i in range(len(model.model.vision_tower.stages))]
+    modules = dict(model.named_modules())
+    return [n for n in candidates if all(p.requires_grad for p in modules[n].parameters())]
+
+
 def apply_lora(model: nn.Module, options: LoraOptions) -> nn.Module:
-    """Wrap the language model's linear layers with LoRA adapters; keep other trainable parts trainable."""
+    """Wrap the language model's linear layers with LoRA adapters; keep the other trainable parts training."""
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
         raise ValueError("LoRA needs peft: pip install 'convllava[train]'") from err
-    trainable_before = {n for n, p in model.named_parameters() if p.requires_grad and ".language_model." not in n}
     targets = options.target_modules
     if targets == "all-linear":  # only the LM: never wrap the vision tower, projector or lm_head
         targets = r".*\.language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-    config = LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout, target_modules=targets)
-    peft_model = get_peft_model(model, config)
-    for name, param in peft_model.named_parameters():
-        if any(name.endswith(n) for n in trainable_before):
-            param.requires_grad_(True)
-    return peft_model
+    config = LoraConfig(
+        r=options.r,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=targets,
+        modules_to_save=_fully_trainable_modules(model),
+    )
+    logger.info(
+        "LoRA r=%d alpha=%d on the language model; fully trained: %s", options.r, options.alpha, config.modules_to_save
+    )
+    return get_peft_model(model, config)
 
 
 def merge_lora(adapter_dir: str | Path, output_dir: str | Path) -> Path:

@@ -96,6 +96,9 @@ def training_arguments(config: TrainConfig, world_size: int) -> TrainingArgument
         remove_unused_columns=False,
         dataloader_num_workers=config.dataloader_workers,
         ddp_find_unused_parameters=world_size > 1,  # text-only batches leave the vision side unused
+        # CPU-only multi-process runs (tests, CI): accelerate's MULTI_CPU mode with gloo.
+        use_cpu=world_size > 1 and not torch.cuda.is_available(),
+        ddp_backend=None if torch.cuda.is_available() or world_size == 1 else "gloo",
         report_to=_report_to(config.report_to),
         deepspeed=config.deepspeed,
     )

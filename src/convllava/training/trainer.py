@@ -49,7 +49,15 @@ class ConvLlavaTrainer(Trainer):
             self.skip_counts[reason] += 1
             self.skipped_ids.setdefault(reason, []).append(record_id)
         self._tokens_since_log += int(inputs["attention_mask"].sum())
-        return super().compute_loss(model, inputs, *args, **kwargs)
+        result = super().compute_loss(model, inputs, *args, **kwargs)
+        loss = result[0] if isinstance(result, tuple) else result
+        if not loss.requires_grad:
+            # Nothing trainable took part (a text-only batch while only the vision side trains): make it a
+            # zero-gradient step over every trainable parameter instead of failing, as LLaVA's zero image does.
+            anchor = sum((p.sum() * 0.0 for p in model.parameters() if p.requires_grad), loss.new_zeros(()))
+            loss = loss + anchor
+            result = (loss, *result[1:]) if isinstance(result, tuple) else loss
+        return result
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs:
