@@ -55,3 +55,15 @@ def test_global_batch_must_split_over_processes():
     assert config.gradient_accumulation(world_size=2) == 128 // (8 * 2)
     with pytest.raises(ValueError, match="not a multiple"):
         config.gradient_accumulation(world_size=3)
+
+
+def test_qlora_needs_lora_and_a_gpu(tmp_path):
+    from convllava.training.runner import _quantization_kwargs
+
+    config = load_train_config(None, [*REQUIRED, "lora.load_in_4bit=true"])
+    with pytest.raises(ValueError, match=r"needs lora\.enabled=true"):
+        _quantization_kwargs(config)
+    config = load_train_config(None, [*REQUIRED, "lora.load_in_4bit=true", "lora.enabled=true"])
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA GPU and bitsandbytes"):
+            _quantization_kwargs(config)

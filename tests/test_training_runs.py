@@ -151,3 +151,24 @@ def test_assemble_from_a_convnext_and_a_causal_lm(tokenizer, tmp_path):
     assert torch.all(stage5.layers[0].layer_scale_parameter == 1e-6)
     projector_weight = model.model.projector[0].weight
     assert projector_weight.abs().max() <= 1 / 96**0.5  # PyTorch default (kaiming-uniform) init, not normal(0.02)
+
+
+def test_stage1_from_the_cli_changes_only_stage5_and_the_projector(tokenizer, tmp_path):
+    from transformers import set_seed
+
+    from convllava import ConvLlavaForConditionalGeneration, get_preset
+    from convllava.cli.main import main
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    data, images = write_conversation_data(tmp_path / "data", n=8)
+    argv = ["train", "--config", "configs/projector-init.yaml", "--model", "convllava-tiny", "--data", data,
+            "--image-folder", images, "--output", str(tmp_path / "s1"), f"tokenizer={tmp_path / 'tok'}",
+            "image_size=256", "global_batch_size=4", "per_device_batch_size=2", "report_to=none"]  # fmt: skip
+    assert main(argv) == 0
+    set_seed(42)  # the config's seed: the same random start as the run
+    start = dict(ConvLlavaForConditionalGeneration(get_preset("convllava-tiny")).named_parameters())
+    trained = dict(ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "s1").named_parameters())
+    changed = {name for name in start if not torch.equal(start[name], trained[name])}
+    assert changed, "nothing trained"
+    assert all(n.startswith(("model.projector.", "model.vision_tower.encoder.stages.4.")) for n in changed), changed
+    assert any(n.startswith("model.vision_tower.encoder.stages.4.") for n in changed)

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 
 def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForConditionalGeneration, ConvLlavaProcessor]:
-    if config.vision_tower and config.language_model:
+    """`model` when given (a preset or a saved model); otherwise assemble from `vision_tower` + `language_model`."""
+    if config.model is None:
         model, tokenizer = assemble_from_parts(
             config.vision_tower,
             config.language_model,
@@ -45,7 +46,7 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
         model = ConvLlavaForConditionalGeneration(get_preset(config.model))
         tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
         return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template)
-    model = ConvLlavaForConditionalGeneration.from_pretrained(config.model)
+    model = ConvLlavaForConditionalGeneration.from_pretrained(config.model, **_quantization_kwargs(config))
     processor = ConvLlavaProcessor.from_pretrained(config.model)
     if processor.template != config.template:
         processor = ConvLlavaProcessor(
@@ -55,6 +56,27 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             projector_type=processor.projector_type,
         )
     return model, processor
+
+
+def _quantization_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """QLoRA: the language model in 4-bit NF4 (bitsandbytes, CUDA only); tower, projector and lm_head stay full."""
+    if not config.lora.load_in_4bit:
+        return {}
+    if not config.lora.enabled:
+        raise ValueError("lora.load_in_4bit=true (QLoRA) needs lora.enabled=true")
+    if not torch.cuda.is_available():
+        raise ValueError("lora.load_in_4bit=true needs a CUDA GPU and bitsandbytes; on CPU train with plain LoRA")
+    from transformers import BitsAndBytesConfig
+
+    return {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            llm_int8_skip_modules=["vision_tower", "projector", "lm_head"],
+        )
+    }
 
 
 def _bf16(setting: str | bool) -> bool:
@@ -125,6 +147,11 @@ def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any]
     model, processor = load_model_and_processor(config)
     apply_trainable_parts(model, config.trainable)
     if config.lora.enabled:
+        if config.lora.load_in_4bit:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+            apply_trainable_parts(model, config.trainable)  # prepare_model_for_kbit_training froze everything
         model = apply_lora(model, config.lora)
     dataset = ConversationDataset(
         load_records(config.data),
