@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import info, train
+from . import convert, info, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     info.add_parser(subparsers)
     train.add_parser(subparsers)
+    convert.add_parser(subparsers)
     return parser
 
 

@@ -168,6 +168,17 @@ class ConvLlavaForConditionalGeneration(ConvLlavaPreTrainedModel, GenerationMixi
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Also opens original ConvLLaVA / LLaVA checkpoints (converted in memory; see `models.zoo`)."""
+        from .zoo import load_original
+        from .zoo.original import locate_original
+
+        original = locate_original(pretrained_model_name_or_path) if pretrained_model_name_or_path else None
+        if original is not None:
+            return load_original(original, dtype=kwargs.get("dtype"))[0]
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
     def get_input_embeddings(self) -> nn.Module:
         return self.model.get_input_embeddings()
 

@@ -17,11 +17,12 @@ from ..constants import DEFAULT_IMAGE_TOKEN
 SPECIAL_TOKENS: tuple[str, ...] = ("<unk>", "<s>", "</s>")
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, image_token: bool = True) -> PreTrainedTokenizerFast:
     """Train a byte-fallback-free BPE with a Metaspace pre-tokenizer (like Llama's) on `texts`.
 
     The result adds `<s>` in front of each sequence, pads with `<unk>` (id 0) and has `<image>` as an
-    added special token with id `vocab_size` -- outside the LM vocabulary, as in the published models.
+    added special token with id `vocab_size` -- outside the LM vocabulary, as in the published models
+    (`image_token=False` leaves it out, like the original Vicuna tokenizer).
     """
     texts = list(texts)
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -42,7 +43,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTo
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<unk>"
     )
-    add_image_token(wrapped)
+    if image_token:
+        add_image_token(wrapped)
     return wrapped
 
 

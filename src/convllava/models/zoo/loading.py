@@ -1,0 +1,110 @@
+"""loading.py
+
+One entry point for every checkpoint format: our own folders, and original ConvLLaVA / LLaVA folders
+(converted in memory), plus the `convert` and `export --format llava` operations on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer
+
+from ...processing import ConvLlavaImageProcessor, ConvLlavaProcessor
+from ...processing.tokenizer import add_image_token
+from ..configuration_convllava import ConvLlavaConfig
+from .checkpoint_io import CheckpointError, read_state_dict, write_state_dict
+from .original import convert_original, export_original, is_original_checkpoint
+
+_TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def _original_processor(folder: Path, config: ConvLlavaConfig, tower: Path | None) -> ConvLlavaProcessor:
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if tokenizer.pad_token is None:  # the original training code sets pad = unk (id 0)
+        tokenizer.pad_token = tokenizer.unk_token
+    config.image_token_id = add_image_token(tokenizer)
+    image_kwargs: dict[str, Any] = {}
+    if tower is not None and (tower / "preprocessor_config.json").is_file():
+        pre = json.loads((tower / "preprocessor_config.json").read_text())
+        image_kwargs = {k: pre[k] for k in ("image_mean", "image_std", "resample") if k in pre}
+    image_processor = ConvLlavaImageProcessor(
+        size=config.image_size, resize_mode=config.image_resize_mode, stride=config.vision_stride, **image_kwargs
+    )
+    return ConvLlavaProcessor(image_processor, tokenizer, template="vicuna_v1", projector_type=config.projector_type)
+
+
+def load_original(folder: str | Path, dtype: torch.dtype | None = None) -> tuple[Any, ConvLlavaProcessor]:
+    """An original-layout checkpoint -> (ConvLlavaForConditionalGeneration, ConvLlavaProcessor)."""
+    from ..modeling_convllava import ConvLlavaForConditionalGeneration
+
+    folder = Path(folder)
+    config, state, tower = convert_original(folder)
+    processor = _original_processor(folder, config, tower)
+    model = _build(ConvLlavaForConditionalGeneration, config, state, folder, dtype)
+    return model, processor
+
+
+def _build(cls: Any, config: ConvLlavaConfig, state: dict[str, torch.Tensor], source: Path, dtype: Any) -> Any:
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+    for key, value in state.items():
+        if key not in expected:
+            raise CheckpointError(f"{source}: key {key!r} has no place in the ConvLLaVA model")
+        if tuple(value.shape) != expected[key]:
+            raise CheckpointError(
+                f"{source}: key {key!r} has shape {tuple(value.shape)}, the model expects {expected[key]} "
+                "(is the vision tower the one this checkpoint was trained with?)"
+            )
+    missing = sorted(k for k in expected if k not in state)
+    if config.tie_word_embeddings and "lm_head.weight" in missing:
+        missing.remove("lm_head.weight")
+    if missing:
+        raise CheckpointError(f"{source}: the checkpoint lacks {missing[0]!r} ({len(missing)} key(s) missing)")
+    model = cls.from_pretrained(None, config=config, state_dict=state, dtype=dtype)
+    return model.eval()
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Original layout -> our Hugging Face-native folder (safetensors, config, processor)."""
+    src, dst = Path(src), Path(dst)
+    if not is_original_checkpoint(src):
+        raise CheckpointError(
+            f"{src} is not an original LLaVA/ConvLLaVA checkpoint (config.json needs mm_vision_tower)"
+        )
+    model, processor = load_original(src)
+    model.save_pretrained(dst)
+    processor.save_pretrained(dst)
+    return dst
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, fmt: str = "llava") -> Path:
+    """Our folder -> the original layout: LLM + projector in `dst`, the ConvNeXt in `dst/vision_tower`."""
+    if fmt != "llava":
+        raise ValueError(f"unknown export format {fmt!r}; supported: 'llava'")
+    src, dst = Path(src), Path(dst)
+    config = ConvLlavaConfig.from_pretrained(src)
+    original, llm, vision_config, vision = export_original(config, read_state_dict(src), "vision_tower")
+    tower = dst / "vision_tower"
+    write_state_dict(llm, dst, fmt="bin")
+    write_state_dict(vision, tower, fmt="bin")
+    (dst / "config.json").write_text(json.dumps(original, indent=2))
+    (tower / "config.json").write_text(json.dumps(vision_config, indent=2, default=str))
+    processor = ConvLlavaProcessor.from_pretrained(src)
+    ip = processor.image_processor
+    size = {"height": ip.size, "width": ip.size}
+    (tower / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": size, "size": {"shortest_edge": ip.size}, "do_center_crop": True, "do_convert_rgb": True,
+        "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": ip.image_mean,
+        "image_std": ip.image_std, "resample": ip.resample, "rescale_factor": ip.rescale_factor,
+        "image_processor_type": "CLIPImageProcessor",
+    }, indent=2))  # fmt: skip
+    processor.tokenizer.save_pretrained(dst)
+    for name in _TOKENIZER_FILES:  # keep the original tokenizer files when the source has them
+        if (src / name).is_file() and not (dst / name).exists():
+            shutil.copy(src / name, dst / name)
+    return dst

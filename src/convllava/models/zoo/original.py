@@ -1,0 +1,206 @@
+"""original.py
+
+Open checkpoints in the original ConvLLaVA / LLaVA layout and convert them to ours (and back).
+
+The original layout (`LlavaLlamaForCausalLM`, config `model_type` "llava" or "llava_llama"): Llama keys
+`model.embed_tokens / model.layers / model.norm / lm_head`, the projector as `model.mm_projector.{0,2}`,
+and the vision tower in a separate ConvNeXt folder named by `mm_vision_tower` (its own config.json,
+preprocessor_config.json and weights with `ConvNextModel` key names). Vision keys that the LLM
+checkpoint may also carry (`model.vision_tower.vision_tower.*`) are used only when that folder cannot
+be found -- the original code ignores them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import ConvNextConfig, LlamaConfig
+
+from ..configuration_convllava import ConvLlavaConfig
+from .checkpoint_io import CheckpointError, read_state_dict
+
+logger = logging.getLogger(__name__)
+
+ORIGINAL_MODEL_TYPES: tuple[str, ...] = ("llava", "llava_llama")
+_VISION_IN_LLM = "model.vision_tower.vision_tower."
+#: Original config keys that describe the multimodal wrapper, not the Llama text model.
+_WRAPPER_KEYS = (
+    "mm_", "tune_", "freeze_", "image_", "use_mm_proj", "vision_tower_lr", "tokenizer_", "architectures",
+    "model_type", "_name_or_path", "transformers_version", "unfreeze_", "s2", "mm_patch_merge_type",
+)  # fmt: skip
+
+
+def read_config_json(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{str(path)!r} is missing")
+    return json.loads(path.read_text())
+
+
+def is_original_checkpoint(folder: str | Path) -> bool:
+    """True for a local folder in the original LLaVA layout (our own folders say model_type "convllava")."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return False
+    config = json.loads(path.read_text())
+    return config.get("model_type") in ORIGINAL_MODEL_TYPES and "mm_vision_tower" in config
+
+
+def locate_original(name_or_path: str | Path) -> Path | None:
+    """A local folder, or a Hub repo (downloaded), in the original layout; None for anything else."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path if is_original_checkpoint(path) else None
+    if not isinstance(name_or_path, str) or name_or_path.count("/") != 1:
+        return None
+    try:
+        from huggingface_hub import hf_hub_download, snapshot_download
+
+        config = json.loads(Path(hf_hub_download(name_or_path, "config.json")).read_text())
+        if config.get("model_type") in ORIGINAL_MODEL_TYPES and "mm_vision_tower" in config:
+            return Path(snapshot_download(name_or_path))
+    except Exception:  # offline or not a repo: let transformers report it
+        return None
+    return None
+
+
+def resolve_vision_tower(name: str, checkpoint: Path) -> Path | None:
+    """The vision-tower folder: a path (absolute or relative to the checkpoint) or a Hub id (downloaded)."""
+    for candidate in (Path(name), checkpoint / name):
+        if (candidate / "config.json").is_file():
+            return candidate
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, allow_patterns=["*.json", "*.bin", "*.safetensors"]))
+    except Exception as err:  # offline, unknown repo, no access
+        logger.warning("vision tower %r could not be resolved (%s)", name, err)
+        return None
+
+
+def _text_config(original: dict[str, Any]) -> LlamaConfig:
+    kept = {k: v for k, v in original.items() if not k.startswith(_WRAPPER_KEYS)}
+    return LlamaConfig(**kept)
+
+
+def _vision_config_from_keys(state: dict[str, torch.Tensor], image_size: int) -> ConvNextConfig:
+    """Infer a ConvNeXt config from weights alone (when only in-checkpoint vision keys exist)."""
+    widths, depths = [], []
+    stage = 0
+    while f"encoder.stages.{stage}.layers.0.dwconv.weight" in state:
+        widths.append(state[f"encoder.stages.{stage}.layers.0.dwconv.weight"].shape[0])
+        depths.append(1 + max(int(k.split(".")[4]) for k in state if k.startswith(f"encoder.stages.{stage}.layers.")))
+        stage += 1
+    if not widths:
+        raise CheckpointError("the checkpoint's vision keys hold no ConvNeXt stages")
+    patch = state["embeddings.patch_embeddings.weight"].shape[-1]
+    return ConvNextConfig(
+        num_stages=len(widths), depths=depths, hidden_sizes=widths, patch_size=patch, layer_norm_eps=1e-12,
+        layer_scale_init_value=1e-6, image_size=image_size,
+    )  # fmt: skip
+
+
+def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
+    if tower is not None and (tower / "preprocessor_config.json").is_file():
+        pre = json.loads((tower / "preprocessor_config.json").read_text())
+        crop = pre.get("crop_size", pre.get("size"))
+        return int(crop["height"] if isinstance(crop, dict) and "height" in crop else
+                   crop.get("shortest_edge") if isinstance(crop, dict) else crop)  # fmt: skip
+    return int(original.get("mm_vision_resolution", 768))
+
+
+def convert_original(
+    folder: str | Path, image_token_id: int | None = None
+) -> tuple[ConvLlavaConfig, dict[str, torch.Tensor], Path | None]:
+    """Original checkpoint folder -> (our config, our state dict, vision-tower folder used or None)."""
+    folder = Path(folder)
+    original = read_config_json(folder)
+    if original.get("model_type") not in ORIGINAL_MODEL_TYPES:
+        raise CheckpointError(
+            f"{folder}/config.json has model_type {original.get('model_type')!r}, not an original LLaVA layout"
+        )
+    projector_type = original.get("mm_projector_type", "linear")
+    llm_state = read_state_dict(folder)
+    tower = resolve_vision_tower(str(original["mm_vision_tower"]), folder)
+    image_size = _image_size(tower, original)
+    if tower is not None:
+        vision_state = {k: v for k, v in read_state_dict(tower).items() if not k.startswith("layernorm.")}
+        tower_config = read_config_json(tower)
+        if tower_config.get("model_type") != "convnext":
+            raise CheckpointError(f"vision tower {tower} is a {tower_config.get('model_type')!r} model, not convnext")
+        vision_config = ConvNextConfig.from_dict({**tower_config, "image_size": image_size})
+    else:
+        vision_state = {k[len(_VISION_IN_LLM) :]: v for k, v in llm_state.items() if k.startswith(_VISION_IN_LLM)}
+        if not vision_state:
+            raise CheckpointError(
+                f"vision tower {original['mm_vision_tower']!r} (config key mm_vision_tower) was not found and "
+                f"{folder} holds no vision weights; download it or point mm_vision_tower at a local folder"
+            )
+        vision_state = {k: v for k, v in vision_state.items() if not k.startswith("layernorm.")}
+        vision_config = _vision_config_from_keys(vision_state, image_size)
+    text_config = _text_config(original)
+    config = ConvLlavaConfig(
+        vision_config=vision_config,
+        text_config=text_config,
+        projector_type=projector_type,
+        image_token_id=image_token_id if image_token_id is not None else text_config.vocab_size,
+        image_size=image_size,
+        image_resize_mode="pad" if original.get("image_aspect_ratio", "pad") == "pad" else "resize",
+    )
+    state: dict[str, torch.Tensor] = {f"model.vision_tower.{k}": v for k, v in vision_state.items()}
+    for key, value in llm_state.items():
+        if key.startswith(_VISION_IN_LLM):
+            continue
+        if key.startswith("model.mm_projector."):
+            state["model.projector." + key[len("model.mm_projector.") :]] = value
+        elif key.startswith("model."):
+            state["model.language_model." + key[len("model.") :]] = value
+        elif key.startswith("lm_head."):
+            state[key] = value
+        else:
+            raise CheckpointError(f"{folder}: key {key!r} does not fit the original LLaVA layout")
+    return config, state, tower
+
+
+def export_original(
+    config: ConvLlavaConfig, state: dict[str, torch.Tensor], vision_tower_name: str = "vision_tower"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+    """Our (config, state) -> (original config.json, LLM state, vision config.json, vision state)."""
+    llm: dict[str, torch.Tensor] = {}
+    vision: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("model.vision_tower."):
+            vision[key[len("model.vision_tower.") :]] = value
+        elif key.startswith("model.projector."):
+            llm["model.mm_projector." + key[len("model.projector.") :]] = value
+        elif key.startswith("model.language_model."):
+            llm["model." + key[len("model.language_model.") :]] = value
+        else:
+            llm[key] = value
+    text = config.text_config.to_dict()
+    for drop in ("architectures", "model_type", "_name_or_path", "transformers_version", "dtype", "torch_dtype"):
+        text.pop(drop, None)
+    original = {
+        **text,
+        "architectures": ["LlavaLlamaForCausalLM"],
+        "model_type": "llava_llama",
+        "mm_vision_tower": vision_tower_name,
+        "mm_hidden_size": config.vision_hidden_size,
+        "mm_projector_type": config.projector_type,
+        "mm_vision_select_layer": -1,
+        "mm_vision_select_feature": "patch",
+        "mm_use_im_start_end": False,
+        "mm_use_im_patch_token": False,
+        "mm_patch_merge_type": "flat",
+        "image_aspect_ratio": "pad" if config.image_resize_mode == "pad" else "resize",
+        "tokenizer_model_max_length": 2048,
+        "tokenizer_padding_side": "right",
+        "use_mm_proj": True,
+    }
+    vision_config = config.vision_config.to_dict()
+    vision_config["model_type"] = "convnext"
+    return original, llm, vision_config, vision
