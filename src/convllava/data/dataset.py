@@ -105,7 +105,9 @@ class ConversationDataset(Dataset):
                 continue
             example["skipped"] = skipped
             return example
-        raise ValueError("no record in the training data is usable; see the reasons with `convllava data check`")
+        raise ValueError(
+            "no record in the training data is usable (every one is malformed, lacks its image, or has nothing to train)"
+        )
 
     def lengths(self) -> list[int]:
         """Estimated token length per record, negative for text-only ones (for the modality-grouped sampler)."""

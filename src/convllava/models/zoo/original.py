@@ -105,11 +105,13 @@ def _vision_config_from_keys(state: dict[str, torch.Tensor], image_size: int) ->
 
 
 def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
+    """S from the tower's preprocessor_config (`crop_size`, a dict or the old int form), else the LLM config."""
     if tower is not None and (tower / "preprocessor_config.json").is_file():
         pre = json.loads((tower / "preprocessor_config.json").read_text())
         crop = pre.get("crop_size", pre.get("size"))
-        return int(crop["height"] if isinstance(crop, dict) and "height" in crop else
-                   crop.get("shortest_edge") if isinstance(crop, dict) else crop)  # fmt: skip
+        if isinstance(crop, dict):
+            return int(crop.get("height", crop.get("shortest_edge")))
+        return int(crop)
     return int(original.get("mm_vision_resolution", 768))
 
 
