@@ -11,13 +11,14 @@ from .modeling_convllava import ConvLlavaForConditionalGeneration, ConvLlavaMode
 from .outputs import ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .presets import PRESETS, get_preset
 from .projectors import PROJECTORS, build_projector, get_projector_spec
-from .vision import VISION_TOWERS, ConvNextVisionTower, add_convnext_stages, build_vision_tower
+from .vision import VISION_TOWERS, ClipVisionTower, ConvNextVisionTower, add_convnext_stages, build_vision_tower
 
 __all__ = [
     "PARTS",
     "PRESETS",
     "PROJECTORS",
     "VISION_TOWERS",
+    "ClipVisionTower",
     "ConvLlavaCausalLMOutputWithPast",
     "ConvLlavaConfig",
     "ConvLlavaForConditionalGeneration",

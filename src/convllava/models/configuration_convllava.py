@@ -33,7 +33,9 @@ class ConvLlavaConfig(PretrainedConfig):
     Args:
         vision_config: config of the vision tower (a `ConvNextConfig` for `vision_tower_type="convnext"`).
         text_config: config of any Hugging Face causal LM (`LlamaConfig` for Vicuna).
-        vision_tower_type: key of `convllava.models.vision.VISION_TOWERS`.
+        vision_tower_type: key of `convllava.models.vision.VISION_TOWERS` (`convnext`, `clip`).
+        vision_feature_layer: hidden state the tower returns (ConvNeXt: -1 only; CLIP / LLaVA-1.5: -2).
+        vision_feature_select: `patch` (drop a ViT's CLS token, LLaVA's default) or `cls_patch`.
         projector_type: key of `convllava.models.projectors` (`linear`, `mlp{k}x_gelu`, `identity`).
         image_token_id: id the processor writes for each visual token. It may lie outside the LM vocabulary
             (the published 7B checkpoints keep their 32000-row embedding; id 32000 is a sentinel).
@@ -48,6 +50,8 @@ class ConvLlavaConfig(PretrainedConfig):
     vision_config: dict | PretrainedConfig | None = None
     text_config: dict | PretrainedConfig | None = None
     vision_tower_type: str = "convnext"
+    vision_feature_layer: int = -1
+    vision_feature_select: str = "patch"
     projector_type: str = "mlp2x_gelu"
     image_token_id: int = 32000
     image_size: int = 768

@@ -20,6 +20,7 @@ from torch import nn
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
+from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 from transformers.models.convnext.modeling_convnext import ConvNextLayer
 
 from ..constants import IGNORE_INDEX
@@ -38,7 +39,7 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["ConvNextLayer"]
+    _no_split_modules = ["ConvNextLayer", "CLIPEncoderLayer"]
     _skip_keys_device_placement = ["past_key_values"]
     _supports_flash_attn = True
     _supports_sdpa = True
@@ -50,6 +51,10 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, ConvNextLayer) and module.layer_scale_parameter is not None:
             init.constant_(module.layer_scale_parameter, self.config.vision_config.layer_scale_init_value)
+        elif isinstance(module, CLIPVisionEmbeddings):
+            init.normal_(module.class_embedding, std=module.embed_dim**-0.5)
+            # a non-persistent buffer: never in a checkpoint, so it must be rebuilt after a meta-device load
+            init.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))
 
 
 class ConvLlavaModel(ConvLlavaPreTrainedModel):
@@ -57,7 +62,7 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
 
     def __init__(self, config: ConvLlavaConfig) -> None:
         super().__init__(config)
-        self.vision_tower = build_vision_tower(config.vision_tower_type, config.vision_config)
+        self.vision_tower = build_vision_tower(config)
         self.projector = build_projector(
             config.projector_type, config.vision_hidden_size, config.text_config.hidden_size
         )

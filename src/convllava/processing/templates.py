@@ -176,6 +176,17 @@ TEMPLATES: dict[str, Template] = {
         sep=" ",
         sep2="</s>",
     ),
+    # LLaVA-1.5's `conv_llava_v1`: same separators, "human" instead of "user" in the system prompt.
+    "llava_v1": SeparatorTemplate(
+        name="llava_v1",
+        system=(
+            "A chat between a curious human and an artificial intelligence assistant. "
+            "The assistant gives helpful, detailed, and polite answers to the human's questions."
+        ),
+        roles=("USER", "ASSISTANT"),
+        sep=" ",
+        sep2="</s>",
+    ),
     "chat_template": TokenizerChatTemplate(),
 }
 

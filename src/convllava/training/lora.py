@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 def _fully_trainable_modules(model: nn.Module) -> list[str]:
     """Names of the parts that train fully beside the adapters (saved with the adapter as `modules_to_save`)."""
     candidates = ["model.projector", "lm_head"]
-    candidates += [f"model.vision_tower.encoder.stages.{i}" for i in range(len(model.model.vision_tower.stages))]
+    encoder = model.model.vision_tower.encoder
+    units = "stages" if hasattr(encoder, "stages") else "layers"  # ConvNeXt stages or ViT layers
+    candidates += [f"model.vision_tower.encoder.{units}.{i}" for i in range(len(getattr(encoder, units)))]
     modules = dict(model.named_modules())
     return [n for n in candidates if all(p.requires_grad for p in modules[n].parameters())]
 

@@ -1,29 +1,45 @@
 """vision/
 
-Vision towers, registered by exact name (`ConvLlavaConfig.vision_tower_type`).
+Vision towers, registered by exact name (`ConvLlavaConfig.vision_tower_type`). A builder takes the whole
+`ConvLlavaConfig` (the vision sub-config plus the feature-selection fields).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
-from transformers import PretrainedConfig
 
+from .clip import ClipVisionTower
 from .convnext import ConvNextVisionTower, add_convnext_stages
 
-#: vision_tower_type -> constructor taking the vision sub-config.
-VISION_TOWERS: dict[str, Callable[[PretrainedConfig], nn.Module]] = {
-    "convnext": ConvNextVisionTower,
+
+def _convnext(config: Any) -> nn.Module:
+    if config.vision_feature_layer != -1:
+        raise ValueError("the ConvNeXt tower gives its last stage only: vision_feature_layer must be -1")
+    return ConvNextVisionTower(config.vision_config)
+
+
+def _clip(config: Any) -> nn.Module:
+    return ClipVisionTower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
+
+
+#: vision_tower_type -> builder taking the ConvLlavaConfig.
+VISION_TOWERS: dict[str, Callable[[Any], nn.Module]] = {
+    "convnext": _convnext,
+    "clip": _clip,
 }
 
 
-def build_vision_tower(tower_type: str, config: PretrainedConfig) -> nn.Module:
+def build_vision_tower(config: Any) -> nn.Module:
     try:
-        builder = VISION_TOWERS[tower_type]
+        builder = VISION_TOWERS[config.vision_tower_type]
     except KeyError:
-        raise ValueError(f"unknown vision_tower_type {tower_type!r}; known: {sorted(VISION_TOWERS)}") from None
+        raise ValueError(
+            f"unknown vision_tower_type {config.vision_tower_type!r}; known: {sorted(VISION_TOWERS)}"
+        ) from None
     return builder(config)
 
 
-__all__ = ["VISION_TOWERS", "ConvNextVisionTower", "add_convnext_stages", "build_vision_tower"]
+__all__ = ["VISION_TOWERS", "ClipVisionTower", "ConvNextVisionTower", "add_convnext_stages", "build_vision_tower"]

@@ -20,10 +20,16 @@ from ..configuration_convllava import ConvLlavaConfig
 from .checkpoint_io import CheckpointError, read_state_dict, write_state_dict
 from .original import convert_original, export_original, is_original_checkpoint
 
+#: The template each original family was trained with, by vision tower type (ConvLLaVA trained all
+#: stages with `vicuna_v1`; LLaVA-1.5 instruction tuning used `llava_v1`).
+DEFAULT_TEMPLATES: dict[str, str] = {"convnext": "vicuna_v1", "clip": "llava_v1"}
+
 _TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-def _original_processor(folder: Path, config: ConvLlavaConfig, tower: Path | None) -> ConvLlavaProcessor:
+def _original_processor(
+    folder: Path, config: ConvLlavaConfig, tower: Path | None, template: str | None
+) -> ConvLlavaProcessor:
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if tokenizer.pad_token is None:  # the original training code sets pad = unk (id 0)
         tokenizer.pad_token = tokenizer.unk_token
@@ -35,16 +41,22 @@ def _original_processor(folder: Path, config: ConvLlavaConfig, tower: Path | Non
     image_processor = ConvLlavaImageProcessor(
         size=config.image_size, resize_mode=config.image_resize_mode, stride=config.vision_stride, **image_kwargs
     )
-    return ConvLlavaProcessor(image_processor, tokenizer, template="vicuna_v1", projector_type=config.projector_type)
+    template = template or DEFAULT_TEMPLATES[config.vision_tower_type]
+    return ConvLlavaProcessor(image_processor, tokenizer, template=template, projector_type=config.projector_type)
 
 
-def load_original(folder: str | Path, dtype: torch.dtype | None = None) -> tuple[Any, ConvLlavaProcessor]:
-    """An original-layout checkpoint -> (ConvLlavaForConditionalGeneration, ConvLlavaProcessor)."""
+def load_original(
+    folder: str | Path, dtype: torch.dtype | None = None, template: str | None = None
+) -> tuple[Any, ConvLlavaProcessor]:
+    """An original-layout checkpoint -> (ConvLlavaForConditionalGeneration, ConvLlavaProcessor).
+
+    `template` defaults to the one the family was trained with (`DEFAULT_TEMPLATES`).
+    """
     from ..modeling_convllava import ConvLlavaForConditionalGeneration
 
     folder = Path(folder)
     config, state, tower = convert_original(folder)
-    processor = _original_processor(folder, config, tower)
+    processor = _original_processor(folder, config, tower, template)
     model = _build(ConvLlavaForConditionalGeneration, config, state, folder, dtype)
     return model, processor
 

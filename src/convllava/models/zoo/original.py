@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import ConvNextConfig, LlamaConfig
+from transformers import CLIPVisionConfig, ConvNextConfig, LlamaConfig
 
 from ..configuration_convllava import ConvLlavaConfig
 from .checkpoint_io import CheckpointError, read_state_dict
@@ -115,6 +115,26 @@ def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
     return int(original.get("mm_vision_resolution", 768))
 
 
+def _tower_from_folder(
+    tower: Path, tower_config: dict[str, Any], state: dict[str, torch.Tensor], image_size: int
+) -> tuple[str, Any, dict[str, torch.Tensor]]:
+    """(tower type, vision config, our vision keys) for a ConvNeXt or CLIP tower folder."""
+    model_type = tower_config.get("model_type")
+    if model_type == "convnext":
+        config = ConvNextConfig.from_dict({**tower_config, "image_size": image_size})
+        return "convnext", config, {k: v for k, v in state.items() if not k.startswith("layernorm.")}
+    if model_type in ("clip", "clip_vision_model"):
+        sub = tower_config.get("vision_config", tower_config) if model_type == "clip" else tower_config
+        config = CLIPVisionConfig(**{k: v for k, v in sub.items() if k not in ("model_type", "architectures")})
+        vision = {}
+        for key, value in state.items():  # CLIPModel / CLIPVisionModel keys, with or without `vision_model.`
+            key = key[len("vision_model.") :] if key.startswith("vision_model.") else key
+            if key.startswith(("embeddings.", "pre_layrnorm.", "encoder.")) and not key.endswith("position_ids"):
+                vision[key] = value
+        return "clip", config, vision
+    raise CheckpointError(f"vision tower {tower} is a {model_type!r} model; supported: convnext, clip")
+
+
 def convert_original(
     folder: str | Path, image_token_id: int | None = None
 ) -> tuple[ConvLlavaConfig, dict[str, torch.Tensor], Path | None]:
@@ -129,18 +149,17 @@ def convert_original(
     llm_state = read_state_dict(folder)
     tower = resolve_vision_tower(str(original["mm_vision_tower"]), folder)
     image_size = _image_size(tower, original)
+    tower_type = "convnext"
     if tower is not None:
-        vision_state = {k: v for k, v in read_state_dict(tower).items() if not k.startswith("layernorm.")}
         tower_config = read_config_json(tower)
-        if tower_config.get("model_type") != "convnext":
-            raise CheckpointError(f"vision tower {tower} is a {tower_config.get('model_type')!r} model, not convnext")
-        vision_config = ConvNextConfig.from_dict({**tower_config, "image_size": image_size})
+        vision_state = read_state_dict(tower)
+        tower_type, vision_config, vision_state = _tower_from_folder(tower, tower_config, vision_state, image_size)
     else:
         vision_state = {k[len(_VISION_IN_LLM) :]: v for k, v in llm_state.items() if k.startswith(_VISION_IN_LLM)}
-        if not vision_state:
+        if not vision_state or any(k.startswith("vision_model.") for k in vision_state):
             raise CheckpointError(
                 f"vision tower {original['mm_vision_tower']!r} (config key mm_vision_tower) was not found and "
-                f"{folder} holds no vision weights; download it or point mm_vision_tower at a local folder"
+                f"{folder} holds no ConvNeXt vision weights; download it or point mm_vision_tower at a local folder"
             )
         vision_state = {k: v for k, v in vision_state.items() if not k.startswith("layernorm.")}
         vision_config = _vision_config_from_keys(vision_state, image_size)
@@ -148,6 +167,9 @@ def convert_original(
     config = ConvLlavaConfig(
         vision_config=vision_config,
         text_config=text_config,
+        vision_tower_type=tower_type,
+        vision_feature_layer=int(original.get("mm_vision_select_layer", -1)) if tower_type == "clip" else -1,
+        vision_feature_select=original.get("mm_vision_select_feature", "patch"),
         projector_type=projector_type,
         image_token_id=image_token_id if image_token_id is not None else text_config.vocab_size,
         image_size=image_size,
@@ -174,9 +196,10 @@ def export_original(
     """Our (config, state) -> (original config.json, LLM state, vision config.json, vision state)."""
     llm: dict[str, torch.Tensor] = {}
     vision: dict[str, torch.Tensor] = {}
+    vision_prefix = "vision_model." if config.vision_tower_type == "clip" else ""  # CLIPVisionModel's names
     for key, value in state.items():
         if key.startswith("model.vision_tower."):
-            vision[key[len("model.vision_tower.") :]] = value
+            vision[vision_prefix + key[len("model.vision_tower.") :]] = value
         elif key.startswith("model.projector."):
             llm["model.mm_projector." + key[len("model.projector.") :]] = value
         elif key.startswith("model.language_model."):
@@ -193,8 +216,8 @@ def export_original(
         "mm_vision_tower": vision_tower_name,
         "mm_hidden_size": config.vision_hidden_size,
         "mm_projector_type": config.projector_type,
-        "mm_vision_select_layer": -1,
-        "mm_vision_select_feature": "patch",
+        "mm_vision_select_layer": config.vision_feature_layer,
+        "mm_vision_select_feature": config.vision_feature_select,
         "mm_use_im_start_end": False,
         "mm_use_im_patch_token": False,
         "mm_patch_merge_type": "flat",
@@ -204,5 +227,5 @@ def export_original(
         "use_mm_proj": True,
     }
     vision_config = config.vision_config.to_dict()
-    vision_config["model_type"] = "convnext"
+    vision_config["model_type"] = "clip_vision_model" if config.vision_tower_type == "clip" else "convnext"
     return original, llm, vision_config, vision

@@ -1,0 +1,67 @@
+"""clip.py
+
+The CLIP ViT vision tower of LLaVA-1.5 (ViT-L/14 at 336 px: 576 patch tokens), built from transformers'
+CLIP modules with the original key names (`embeddings.*`, `pre_layrnorm.*`, `encoder.layers.*`).
+
+Features are the hidden states of layer `feature_layer` (LLaVA: -2, the second to last), without the
+CLS token for `select="patch"` (LLaVA's default) -- layers after the selected one are never run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import CLIPVisionConfig
+from transformers.models.clip.modeling_clip import CLIPEncoderLayer, CLIPVisionEmbeddings
+
+FEATURE_SELECTS: tuple[str, ...] = ("patch", "cls_patch")
+
+
+class ClipVisionTower(nn.Module):
+    """`forward(pixel_values) -> (B, (H/14) * (W/14) [+1], C)` from CLIP layer `feature_layer`."""
+
+    def __init__(self, config: CLIPVisionConfig, feature_layer: int = -2, select: str = "patch") -> None:
+        super().__init__()
+        if select not in FEATURE_SELECTS:
+            raise ValueError(f"vision_feature_select={select!r} is not one of {FEATURE_SELECTS}")
+        n_layers = config.num_hidden_layers
+        if not -(n_layers + 1) <= feature_layer <= n_layers:
+            raise ValueError(f"vision_feature_layer={feature_layer} is out of range for {n_layers} CLIP layers")
+        self.config = config
+        self.feature_layer = feature_layer
+        self.select = select
+        self.embeddings = CLIPVisionEmbeddings(config)
+        self.pre_layrnorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder = nn.Module()
+        self.encoder.layers = nn.ModuleList(CLIPEncoderLayer(config) for _ in range(n_layers))
+
+    @property
+    def stride(self) -> int:
+        return self.config.patch_size
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    def feature_grid(self, height: int, width: int) -> tuple[int, int]:
+        return height // self.config.patch_size, width // self.config.patch_size
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        hidden = self.pre_layrnorm(self.embeddings(pixel_values))  # hidden_states[0]
+        n_run = self.feature_layer % (len(self.encoder.layers) + 1)  # index into hidden_states
+        for layer in self.encoder.layers[:n_run]:
+            hidden = layer(hidden, None)
+        return hidden[:, 1:] if self.select == "patch" else hidden
+
+    def freeze(self) -> None:
+        self.requires_grad_(False)
+
+    def unfreeze_stages(self, from_stage: int) -> list[int]:
+        """Make transformer layers `from_stage`.. trainable (the ViT's 'stages' are its layers)."""
+        n = len(self.encoder.layers)
+        if not 0 <= from_stage < n:
+            raise ValueError(f"from_stage={from_stage} is out of range: this tower has layers 0..{n - 1}")
+        self.freeze()
+        for index in range(from_stage, n):
+            self.encoder.layers[index].requires_grad_(True)
+        return list(range(from_stage, n))

@@ -1,0 +1,95 @@
+"""LLaVA-1.5 checkpoints (CLIP ViT tower, feature layer -2, patch tokens): load, convert, export, against a
+reference forward built from transformers' own CLIPVisionModel and LlamaForCausalLM."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from transformers import CLIPConfig, CLIPModel, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+
+from conftest import CORPUS
+from convllava import ConvLlavaForConditionalGeneration
+from convllava.models.zoo import convert_checkpoint, export_checkpoint, load_original
+from convllava.processing import get_template, train_tokenizer
+from helpers import random_image
+from test_zoo import tokenizer_image_token
+
+SIZE, PATCH = 56, 14
+
+
+@pytest.fixture(scope="module")
+def llava15(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llava15")
+    torch.manual_seed(2)
+    clip_config = CLIPConfig(
+        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
+                       "image_size": SIZE, "patch_size": PATCH},
+        projection_dim=16,
+    )  # fmt: skip
+    CLIPModel(clip_config).save_pretrained(root / "clip")  # like openai/clip-vit-large-patch14-336: text + vision
+    (root / "clip" / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": {"height": SIZE, "width": SIZE}, "size": {"shortest_edge": SIZE}, "resample": 3,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}))  # fmt: skip
+    llm_config = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=4)  # fmt: skip
+    llm = LlamaForCausalLM(llm_config).eval()
+    projector = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 64))
+    ckpt = root / "ckpt"
+    ckpt.mkdir()
+    state = {**llm.state_dict(), **{f"model.mm_projector.{k}": v for k, v in projector.state_dict().items()}}
+    torch.save(state, ckpt / "pytorch_model.bin")
+    (ckpt / "config.json").write_text(json.dumps({
+        **llm_config.to_dict(), "architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava",
+        "mm_vision_tower": str(root / "clip"), "mm_hidden_size": 32, "mm_projector_type": "mlp2x_gelu",
+        "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad"}))  # fmt: skip
+    tokenizer = train_tokenizer(CORPUS * 20, vocab_size=512, image_token=False)
+    tokenizer.save_pretrained(ckpt)
+    vision = CLIPVisionModel.from_pretrained(root / "clip").eval()
+    return {"ckpt": ckpt, "vision": vision, "llm": llm, "projector": projector, "tokenizer": tokenizer}
+
+
+def reference_logits(parts, prompt, pixel_values):
+    ids = tokenizer_image_token(prompt, parts["tokenizer"])
+    with torch.no_grad():
+        hidden = parts["vision"](pixel_values, output_hidden_states=True).hidden_states[-2][:, 1:]
+        features = parts["projector"](hidden)[0]
+        at = ids.index(-200)
+        embed = parts["llm"].model.embed_tokens
+        embeds = torch.cat([embed(torch.tensor(ids[:at])), features, embed(torch.tensor(ids[at + 1 :]))])
+        return parts["llm"](inputs_embeds=embeds[None]).logits[0]
+
+
+def _check(model, processor, parts):
+    prompt = processor.apply_chat_template([{"role": "user", "content": "<image>\nWhat color is the square?"}])
+    image = random_image(70, 40, seed=3)
+    inputs = processor(text=[prompt], images=[image])
+    assert (inputs["input_ids"] == processor.image_token_id).sum() == (SIZE // PATCH) ** 2
+    with torch.no_grad():
+        ours = model(**inputs).logits[0]
+    expected = reference_logits(parts, prompt, processor.image_processor(image)["pixel_values"])
+    assert ours.shape == expected.shape and (ours - expected).abs().max() <= 1e-4
+
+
+def test_llava15_loads_converts_and_exports_with_reference_numerics(llava15, tmp_path):
+    model, processor = load_original(llava15["ckpt"])
+    assert model.config.vision_tower_type == "clip" and model.config.vision_feature_layer == -2
+    assert processor.template == "llava_v1"
+    assert get_template("llava_v1").system.startswith("A chat between a curious human")
+    _check(model, processor, llava15)
+
+    converted = convert_checkpoint(llava15["ckpt"], tmp_path / "ours")
+    reloaded, processor = ConvLlavaForConditionalGeneration.from_pretrained(converted), None
+    from convllava import ConvLlavaProcessor
+
+    processor = ConvLlavaProcessor.from_pretrained(converted)
+    _check(reloaded, processor, llava15)
+
+    exported = export_checkpoint(converted, tmp_path / "theirs")
+    vision_keys = torch.load(exported / "vision_tower" / "pytorch_model.bin", weights_only=True)
+    assert all(k.startswith("vision_model.") for k in vision_keys)
+    again, processor = load_original(exported)
+    _check(again, processor, llava15)
