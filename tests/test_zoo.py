@@ -219,3 +219,14 @@ def test_convert_and_export_commands(original, tmp_path, capsys):
     assert (tmp_path / "theirs" / "vision_tower" / "preprocessor_config.json").is_file()
     assert main(["convert", str(tmp_path / "ours"), str(tmp_path / "again")]) == 2  # already ours: a clear error
     assert "not an original" in capsys.readouterr().err
+
+
+def test_convllava_load_opens_original_and_converted_folders(original, tmp_path):
+    import convllava
+
+    model, processor = convllava.load(original["ckpt"], dtype="float32", device="cpu")
+    assert isinstance(model, ConvLlavaForConditionalGeneration) and processor.template == "vicuna_v1"
+    convert_checkpoint(original["ckpt"], tmp_path / "ours")
+    loaded = convllava.load(tmp_path / "ours")
+    assert torch.equal(loaded.model.lm_head.weight, model.lm_head.weight)
+    assert loaded.processor.image_token_id == processor.image_token_id

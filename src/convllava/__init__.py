@@ -21,6 +21,7 @@ from .models import (
     add_convnext_stages,
     get_preset,
 )
+from .models.zoo import load
 from .processing import ConvLlavaImageProcessor, ConvLlavaProcessor, ImageLoadError, load_image
 
 __version__ = "0.1.0"
@@ -50,5 +51,6 @@ __all__ = [
     "__version__",
     "add_convnext_stages",
     "get_preset",
+    "load",
     "load_image",
 ]

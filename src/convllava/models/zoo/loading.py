@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,34 @@ def export_checkpoint(src: str | Path, dst: str | Path, fmt: str = "llava") -> P
         if (src / name).is_file() and not (dst / name).exists():
             shutil.copy(src / name, dst / name)
     return dst
+
+
+@dataclass
+class LoadedModel:
+    """What `convllava.load` returns: the model and its processor (unpacks as `model, processor`)."""
+
+    model: Any
+    processor: ConvLlavaProcessor
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.model, self.processor))
+
+
+def load(
+    name_or_path: str | Path, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None
+) -> LoadedModel:
+    """Open any supported checkpoint -- ours, or an original ConvLLaVA / LLaVA-1.5 folder or Hub id."""
+    from ..modeling_convllava import ConvLlavaForConditionalGeneration
+    from .original import locate_original
+
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    original = locate_original(name_or_path)
+    if original is not None:
+        model, processor = load_original(original, dtype=dtype)
+    else:
+        model = ConvLlavaForConditionalGeneration.from_pretrained(str(name_or_path), dtype=dtype).eval()
+        processor = ConvLlavaProcessor.from_pretrained(str(name_or_path))
+    if device is not None:
+        model = model.to(device)
+    return LoadedModel(model, processor)
