@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import convert, info, train
+from . import convert, generate, info, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parser(subparsers)
     train.add_parser(subparsers)
     convert.add_parser(subparsers)
+    generate.add_parser(subparsers)
     return parser
 
 

@@ -7,12 +7,11 @@ Published checkpoints: reading original ConvLLaVA / LLaVA folders (`original.py`
 from __future__ import annotations
 
 from .checkpoint_io import CheckpointError, read_state_dict, write_state_dict
-from .loading import LoadedModel, convert_checkpoint, export_checkpoint, load, load_original
+from .loading import convert_checkpoint, export_checkpoint, load, load_original
 from .original import convert_original, export_original, is_original_checkpoint
 
 __all__ = [
     "CheckpointError",
-    "LoadedModel",
     "convert_checkpoint",
     "convert_original",
     "export_checkpoint",

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,21 +122,12 @@ def export_checkpoint(src: str | Path, dst: str | Path, fmt: str = "llava") -> P
     return dst
 
 
-@dataclass
-class LoadedModel:
-    """What `convllava.load` returns: the model and its processor (unpacks as `model, processor`)."""
-
-    model: Any
-    processor: ConvLlavaProcessor
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.model, self.processor))
-
-
 def load(
     name_or_path: str | Path, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None
-) -> LoadedModel:
-    """Open any supported checkpoint -- ours, or an original ConvLLaVA / LLaVA-1.5 folder or Hub id."""
+) -> Any:
+    """Open any supported checkpoint -- ours, or an original ConvLLaVA / LLaVA-1.5 folder or Hub id -- as a
+    `ConvLlavaPipeline` (which also unpacks as `model, processor`)."""
+    from ...inference.pipeline import ConvLlavaPipeline
     from ..modeling_convllava import ConvLlavaForConditionalGeneration
     from .original import locate_original
 
@@ -152,4 +141,4 @@ def load(
         processor = ConvLlavaProcessor.from_pretrained(str(name_or_path))
     if device is not None:
         model = model.to(device)
-    return LoadedModel(model, processor)
+    return ConvLlavaPipeline(model, processor)
