@@ -6,7 +6,7 @@ templates, tokenization with image placeholders, and the `ConvLlavaProcessor` th
 
 from __future__ import annotations
 
-from .image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+from .image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image, load_image_bytes
 from .image_processing import ConvLlavaImageProcessor, expand_to_square, native_size
 from .processing_convllava import ConvLlavaProcessor
 from .templates import TEMPLATES, Message, RenderedPrompt, TemplateError, get_template, normalize_messages
@@ -27,6 +27,7 @@ __all__ = [
     "expand_to_square",
     "get_template",
     "load_image",
+    "load_image_bytes",
     "native_size",
     "normalize_messages",
     "train_tokenizer",
