@@ -125,3 +125,13 @@ def test_terminal_chat_streams_and_saves(saved, pipeline, image_files, tmp_path)
     assert saved_chat["images"] == image_files[:1]
     assert saved_chat["messages"][0]["content"] == "<image>\nWhat color is the square?"
     assert saved_chat["messages"][1]["content"] == expected
+
+
+def test_quantised_loading_explains_what_it_needs(saved):
+    from convllava.models.zoo.loading import quantization_config
+
+    with pytest.raises(ValueError, match="4 or 8 bits"):
+        quantization_config(3)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs a CUDA GPU and bitsandbytes"):
+            convllava.load(saved, quantize_bits=4)

@@ -49,7 +49,7 @@ def server(pipeline, tmp_path_factory):
 
     allowed = tmp_path_factory.mktemp("allowed")
     random_image(64, 64, seed=5).save(allowed / "ok.png")
-    limits = ServerLimits(max_prompt_tokens=512, max_tokens=32, local_files_root=allowed, max_request_bytes=4_000_000)
+    limits = ServerLimits(max_prompt_tokens=512, max_tokens=128, local_files_root=allowed, max_request_bytes=4_000_000)
     app = create_app(pipeline, "tiny", limits, max_batch_size=8, batch_wait_s=0.02)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -193,3 +193,44 @@ def test_odd_formats_decode_correctly():
     assert rotated.size == (20, 40)  # 40x20 stored, shown upright as 20x40
     cmyk = np.asarray(load_image_bytes(_encoded(Image.new("CMYK", (8, 8), (0, 255, 0, 0)), "JPEG")))
     assert cmyk[0, 0, 0] > 200 and cmyk[0, 0, 1] < 60  # magenta ink -> red + blue
+
+
+def test_browser_uploads_an_image_and_reads_the_answer(server, pipeline, tmp_path):
+    """Headless Chromium (Debian's package) driven by Playwright, like a person using the page."""
+    import os
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None or importlib_missing("playwright"):
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: install Debian's chromium and the dev extra (playwright)")
+        pytest.skip("needs Debian's chromium and playwright")
+    from playwright.sync_api import sync_playwright
+
+    image_path = tmp_path / "upload.png"
+    random_image(80, 100, seed=42).save(image_path)
+    question = "What color is the square?"
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=flags)
+        try:
+            page = browser.new_page()
+            page.goto(server["url"] + "/")
+            page.set_input_files("#image", str(image_path))
+            page.wait_for_function("document.getElementById('preview').src.startsWith('data:image')")
+            page.fill("#question", question)
+            page.click("#send")
+            page.wait_for_selector(".answer[data-done='1']", timeout=60_000)
+            shown = page.inner_text(".answer")
+            page.screenshot(path=str(tmp_path / "page.png"))
+        finally:
+            browser.close()
+    answer = pipeline.chat(question, images=[Image.open(image_path)], max_new_tokens=128)
+    assert shown == f"Assistant: {answer}"
+
+
+def importlib_missing(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is None

@@ -23,6 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     gen.add_argument("--dtype", default=None, help="float32 / bfloat16 / float16")
     gen.add_argument("--device", default=None, help="cpu / cuda")
+    gen.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes NF4 language model (CUDA)")
+    gen.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes int8 language model (CUDA)")
     gen.set_defaults(func=run_generate)
 
     chat = subparsers.add_parser("chat", help="interactive chat in the terminal")
@@ -32,7 +34,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--temperature", type=float, default=0.0)
     chat.add_argument("--dtype", default=None)
     chat.add_argument("--device", default=None)
+    chat.add_argument("--load-in-4bit", action="store_true")
+    chat.add_argument("--load-in-8bit", action="store_true")
     chat.set_defaults(func=run_chat)
+
+
+def quantize_bits(args: argparse.Namespace) -> int | None:
+    if getattr(args, "load_in_4bit", False) and getattr(args, "load_in_8bit", False):
+        raise ValueError("choose one of --load-in-4bit and --load-in-8bit")
+    return 4 if getattr(args, "load_in_4bit", False) else 8 if getattr(args, "load_in_8bit", False) else None
 
 
 def _sampling(args: argparse.Namespace) -> dict:
@@ -45,7 +55,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from .. import load
     from ..inference.batch import generate_file
 
-    pipeline = load(args.model, dtype=args.dtype, device=args.device)
+    pipeline = load(args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args))
     counts = generate_file(
         pipeline, args.input, args.output, batch_size=args.batch_size, image_folder=args.image_folder, **_sampling(args)
     )
@@ -59,7 +69,7 @@ HELP = "commands: /image PATH (attach to the next question), /reset, /save FILE,
 def run_chat(args: argparse.Namespace, stdin=sys.stdin, stdout=sys.stdout) -> int:
     from .. import load
 
-    pipeline = load(args.model, dtype=args.dtype, device=args.device)
+    pipeline = load(args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args))
     messages: list[dict] = []
     images: list[str] = []
     pending: list[str] = list(args.image)

@@ -122,23 +122,52 @@ def export_checkpoint(src: str | Path, dst: str | Path, fmt: str = "llava") -> P
     return dst
 
 
+def quantization_config(bits: int | None) -> Any:
+    """bitsandbytes 4-bit (NF4, double quantisation) or 8-bit for the language model; the vision tower,
+    projector and lm_head stay in the compute dtype (LLaVA's 'expected Half but found Float' lesson)."""
+    if bits is None:
+        return None
+    if bits not in (4, 8):
+        raise ValueError(f"quantisation must be 4 or 8 bits, got {bits}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--load-in-{bits}bit needs a CUDA GPU and bitsandbytes; on CPU load in float32 or bfloat16")
+    from transformers import BitsAndBytesConfig
+
+    skip = ["vision_tower", "projector", "lm_head"]
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=skip,
+    )  # fmt: skip
+
+
 def load(
-    name_or_path: str | Path, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None
+    name_or_path: str | Path,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+    quantize_bits: int | None = None,
 ) -> Any:
     """Open any supported checkpoint -- ours, or an original ConvLLaVA / LLaVA-1.5 folder or Hub id -- as a
-    `ConvLlavaPipeline` (which also unpacks as `model, processor`)."""
+    `ConvLlavaPipeline` (which also unpacks as `model, processor`). `quantize_bits` = 4 / 8 (CUDA)."""
     from ...inference.pipeline import ConvLlavaPipeline
     from ..modeling_convllava import ConvLlavaForConditionalGeneration
     from .original import locate_original
 
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
+    quantization = quantization_config(quantize_bits)
     original = locate_original(name_or_path)
     if original is not None:
+        if quantization is not None:
+            raise ValueError("quantised loading needs our format: run `convllava convert` first, then load that folder")
         model, processor = load_original(original, dtype=dtype)
     else:
-        model = ConvLlavaForConditionalGeneration.from_pretrained(str(name_or_path), dtype=dtype).eval()
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        if quantization is not None:  # bitsandbytes places the weights; never call .to() on it
+            kwargs.update(quantization_config=quantization, device_map=device or "auto")
+        model = ConvLlavaForConditionalGeneration.from_pretrained(str(name_or_path), **kwargs).eval()
         processor = ConvLlavaProcessor.from_pretrained(str(name_or_path))
-    if device is not None:
+    if device is not None and quantization is None:
         model = model.to(device)
     return ConvLlavaPipeline(model, processor)
