@@ -182,6 +182,13 @@ class ConvLlavaProcessor(ProcessorMixin):
         )
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), **image_inputs}
 
+    def count_prompt_tokens(self, messages: Sequence[Mapping[str, Any]], images: Sequence[Any] = ()) -> int:
+        """Prompt length in tokens (text + visual) for a generation request, without building tensors."""
+        prompt = self.apply_chat_template(messages, add_generation_prompt=True)
+        text_tokens = len(self.tokenizer(prompt.replace(self.image_token, ""))["input_ids"])
+        sizes = [self.image_processor.output_size(*image.size) for image in images]
+        return text_tokens + sum(self.num_image_tokens(h, w) for h, w in sizes)
+
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values", "image_sizes"]

@@ -28,14 +28,10 @@ from .protocol import ChatCall, ServerLimits, parse_chat_request
 
 
 def count_prompt_tokens(pipeline: ConvLlavaPipeline, call: ChatCall) -> int:
-    processor = pipeline.processor
     try:
-        prompt = processor.apply_chat_template(list(call.request.messages), add_generation_prompt=True)
+        return pipeline.processor.count_prompt_tokens(list(call.request.messages), list(call.request.images))
     except TemplateError as err:
         raise ApiError(400, str(err), "messages") from None
-    text_tokens = len(processor.tokenizer(prompt.replace(processor.image_token, ""))["input_ids"])
-    sizes = [processor.image_processor.output_size(*image.size) for image in call.request.images]
-    return text_tokens + sum(processor.num_image_tokens(h, w) for h, w in sizes)
 
 
 def create_app(

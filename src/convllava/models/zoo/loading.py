@@ -142,6 +142,19 @@ def quantization_config(bits: int | None) -> Any:
     )  # fmt: skip
 
 
+def _model_type(name_or_path: str | Path) -> str | None:
+    """model_type from the checkpoint's config.json (local, or fetched from the Hub); None if there is none."""
+    path = Path(name_or_path) / "config.json"
+    if path.is_file():
+        return json.loads(path.read_text()).get("model_type")
+    try:
+        from transformers import PretrainedConfig
+
+        return PretrainedConfig.get_config_dict(str(name_or_path))[0].get("model_type")
+    except Exception:  # offline / unknown: let the convllava loader report it
+        return None
+
+
 def load(
     name_or_path: str | Path,
     dtype: torch.dtype | str | None = None,
@@ -162,6 +175,17 @@ def load(
         if quantization is not None:
             raise ValueError("quantised loading needs our format: run `convllava convert` first, then load that folder")
         model, processor = load_original(original, dtype=dtype)
+    elif _model_type(name_or_path) not in (None, "convllava"):
+        # any other image-text-to-text checkpoint (llava-hf, ...) through the transformers Auto classes
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from ...inference.hf_adapter import HFProcessorAdapter
+
+        kwargs_hf: dict[str, Any] = {"dtype": dtype}
+        if quantization is not None:
+            kwargs_hf.update(quantization_config=quantization, device_map=device or "auto")
+        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), **kwargs_hf).eval()
+        processor = HFProcessorAdapter(AutoProcessor.from_pretrained(str(name_or_path)))
     else:
         kwargs: dict[str, Any] = {"dtype": dtype}
         if quantization is not None:  # bitsandbytes places the weights; never call .to() on it
