@@ -19,9 +19,8 @@ logger = logging.getLogger(__name__)
 def _fully_trainable_modules(model: nn.Module) -> list[str]:
     """Names of the parts that train fully beside the adapters (saved with the adapter as `modules_to_save`)."""
     candidates = ["model.projector", "lm_head"]
-    encoder = model.model.vision_tower.encoder
-    units = "stages" if hasattr(encoder, "stages") else "layers"  # ConvNeXt stages or ViT layers
-    candidates += [f"model.vision_tower.encoder.{units}.{i}" for i in range(len(getattr(encoder, units)))]
+    tower = model.model.vision_tower  # ConvNeXt stages or ViT layers
+    candidates += [f"model.vision_tower.{tower.units_path}.{i}" for i in range(len(tower.units))]
     modules = dict(model.named_modules())
     return [n for n in candidates if all(p.requires_grad for p in modules[n].parameters())]
 

@@ -14,11 +14,16 @@ from torch import nn
 from transformers import CLIPVisionConfig
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer, CLIPVisionEmbeddings
 
+from .base import StagedTower
+
 FEATURE_SELECTS: tuple[str, ...] = ("patch", "cls_patch")
 
 
-class ClipVisionTower(nn.Module):
+class ClipVisionTower(StagedTower):
     """`forward(pixel_values) -> (B, (H/14) * (W/14) [+1], C)` from CLIP layer `feature_layer`."""
+
+    units_path = "encoder.layers"  # a ViT's "stages" are its layers
+    unit_name = "layers"
 
     def __init__(self, config: CLIPVisionConfig, feature_layer: int = -2, select: str = "patch") -> None:
         super().__init__()
@@ -52,16 +57,3 @@ class ClipVisionTower(nn.Module):
         for layer in self.encoder.layers[:n_run]:
             hidden = layer(hidden, None)
         return hidden[:, 1:] if self.select == "patch" else hidden
-
-    def freeze(self) -> None:
-        self.requires_grad_(False)
-
-    def unfreeze_stages(self, from_stage: int) -> list[int]:
-        """Make transformer layers `from_stage`.. trainable (the ViT's 'stages' are its layers)."""
-        n = len(self.encoder.layers)
-        if not 0 <= from_stage < n:
-            raise ValueError(f"from_stage={from_stage} is out of range: this tower has layers 0..{n - 1}")
-        self.freeze()
-        for index in range(from_stage, n):
-            self.encoder.layers[index].requires_grad_(True)
-        return list(range(from_stage, n))

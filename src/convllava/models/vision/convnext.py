@@ -19,11 +19,18 @@ from torch import nn
 from transformers import ConvNextConfig
 from transformers.models.convnext.modeling_convnext import ConvNextEmbeddings, ConvNextEncoder, ConvNextStage
 
+from .base import StagedTower
+
 logger = logging.getLogger(__name__)
 
 
-class ConvNextVisionTower(nn.Module):
-    """Stem + N ConvNeXt stages; `forward(pixel_values) -> (B, H/s * W/s, C_last)` with s = 4 * 2**(N-1)."""
+class ConvNextVisionTower(StagedTower):
+    """Stem + N ConvNeXt stages; `forward(pixel_values) -> (B, H/s * W/s, C_last)` with s = 4 * 2**(N-1).
+
+    `unfreeze_stages(2)` is the paper's choice for vision-language pretraining ("stage 3", 1-indexed).
+    """
+
+    units_path = "encoder.stages"
 
     def __init__(self, config: ConvNextConfig) -> None:
         super().__init__()
@@ -74,24 +81,6 @@ class ConvNextVisionTower(nn.Module):
         features = self.forward_feature_map(pixel_values)
         batch, channels = features.shape[:2]
         return features.permute(0, 2, 3, 1).reshape(batch, -1, channels)
-
-    # --- freezing -----------------------------------------------------------------------------------------
-    def freeze(self) -> None:
-        self.requires_grad_(False)
-
-    def unfreeze_stages(self, from_stage: int) -> list[int]:
-        """Make stages `from_stage`.. (0-indexed) trainable, keep stem and earlier stages frozen.
-
-        `from_stage=2` is the paper's choice for vision-language pretraining ("stage 3", 1-indexed).
-        Returns the indices made trainable.
-        """
-        n = len(self.encoder.stages)
-        if not 0 <= from_stage < n:
-            raise ValueError(f"from_stage={from_stage} is out of range: this tower has stages 0..{n - 1}")
-        self.freeze()
-        for index in range(from_stage, n):
-            self.encoder.stages[index].requires_grad_(True)
-        return list(range(from_stage, n))
 
 
 def add_convnext_stages(
