@@ -7,16 +7,28 @@ implementation; `protocol` picks between lmms-eval (default), VLMEvalKit and LLa
 from __future__ import annotations
 
 from .anls import anls, levenshtein
+from .boxes import box_iou, center_accuracy, original_to_padded, padded_to_original, parse_box, xywh_to_normalized
+from .mme import COGNITION, PERCEPTION, mme_scores, parse_mme
 from .pope import POPE_PROTOCOLS, parse_yes_no, pope_metrics
 from .vqa import VQA_TASKS, normalize_vqa_answer, vqa_accuracy
 
 __all__ = [
+    "COGNITION",
+    "PERCEPTION",
     "POPE_PROTOCOLS",
     "VQA_TASKS",
     "anls",
+    "box_iou",
+    "center_accuracy",
     "levenshtein",
+    "mme_scores",
     "normalize_vqa_answer",
+    "original_to_padded",
+    "padded_to_original",
+    "parse_box",
+    "parse_mme",
     "parse_yes_no",
     "pope_metrics",
     "vqa_accuracy",
+    "xywh_to_normalized",
 ]
