@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .vqa import _process_punctuation
+from .vqa import process_punctuation
 
 POPE_PROTOCOLS: tuple[str, ...] = ("lmms-eval", "llava", "vlmevalkit")
 
@@ -32,7 +32,7 @@ def parse_yes_no(text: str, protocol: str = "lmms-eval") -> str:
         words = text.replace(",", "").split(" ")
         return "no" if ("No" in words or "not" in words or "no" in words) else "yes"
     if protocol == "vlmevalkit":
-        words = _process_punctuation(text.lower()).split()
+        words = process_punctuation(text.lower()).split()
         if "yes" in words and "no" not in words:
             return "yes"
         if "no" in words and "yes" not in words:

@@ -150,7 +150,8 @@ def _word_tokenize(text: str) -> str:
     return text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
 
 
-def _process_punctuation(text: str) -> str:
+def process_punctuation(text: str) -> str:
+    """EvalAI punctuation handling (shared with VLMEvalKit's yes/no extraction)."""
     out = text
     for p in PUNCTUATIONS:
         if (p + " " in text or " " + p in text) or _COMMA_STRIP.search(text) is not None:
@@ -173,7 +174,7 @@ def normalize_vqa_answer(text: str, task: str = "textvqa") -> str:
     if task != "vqav2":
         text = _word_tokenize(text)
     text = text.replace("\n", " ").replace("\t", " ").strip()
-    return _process_digit_article(_process_punctuation(text))
+    return _process_digit_article(process_punctuation(text))
 
 
 def vqa_accuracy(prediction: str, answers: Sequence[str], task: str = "textvqa", protocol: str = "lmms-eval") -> float:

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..processing import ImageLoadError, TemplateError
-from .pipeline import ConvLlavaPipeline, Request, _request
+from .pipeline import ConvLlavaPipeline, Request, as_request
 
 
 def _answered_ids(output: Path) -> set[str]:
@@ -63,7 +63,7 @@ def _to_request(row: dict[str, Any], image_folder: Path | None) -> Request:
         return Request(row["messages"], images)
     if "question" not in row:
         raise TemplateError("row needs 'question' or 'messages'")
-    return _request(str(row["question"]), images)
+    return as_request(str(row["question"]), images)
 
 
 def generate_file(

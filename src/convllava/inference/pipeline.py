@@ -72,13 +72,13 @@ class ConvLlavaPipeline:
         self, messages: Sequence[Mapping[str, Any]] | str, images: Sequence[ImageSource] = (), **generation: Any
     ) -> str:
         """One answer; `messages` may be a plain question (an `<image>` is added per image when absent)."""
-        return self.generate([_request(messages, images)], **generation)[0]
+        return self.generate([as_request(messages, images)], **generation)[0]
 
     def stream(
         self, messages: Sequence[Mapping[str, Any]] | str, images: Sequence[ImageSource] = (), **generation: Any
     ) -> Iterator[str]:
         """Yield the answer in pieces as tokens are decoded (generation runs in a background thread)."""
-        inputs = self._inputs([_request(messages, images)])
+        inputs = self._inputs([as_request(messages, images)])
         streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = {**inputs, **self._generation_kwargs(generation), "streamer": streamer}
         errors: list[BaseException] = []
@@ -99,7 +99,8 @@ class ConvLlavaPipeline:
             raise errors[0]
 
 
-def _request(messages: Sequence[Mapping[str, Any]] | str, images: Sequence[ImageSource]) -> Request:
+def as_request(messages: Sequence[Mapping[str, Any]] | str, images: Sequence[ImageSource]) -> Request:
+    """A question or a message list -> `Request`; a plain question gets one `<image>` per image it lacks."""
     if isinstance(messages, str):
         text = messages
         missing = len(images) - text.count("<image>")

@@ -22,7 +22,7 @@ from ..models.assembly import assemble_from_parts
 from ..processing import ConvLlavaProcessor
 from .config import TrainConfig
 from .lora import apply_lora
-from .stages import apply_trainable_parts, parameter_groups
+from .stages import apply_trainable_parts
 from .trainer import ConvLlavaTrainer, last_complete_checkpoint, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -126,20 +126,6 @@ def training_arguments(config: TrainConfig, world_size: int) -> TrainingArgument
     )
 
 
-class _StageTrainer(ConvLlavaTrainer):
-    """Builds AdamW with the stage's per-module learning rates (inside the Trainer, so FSDP / DeepSpeed see it)."""
-
-    stage_config: TrainConfig
-
-    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
-        if self.optimizer is None:
-            target = model if model is not None else self.model
-            self.optimizer = torch.optim.AdamW(
-                parameter_groups(target, self.stage_config), betas=(0.9, 0.999), eps=1e-8
-            )
-        return self.optimizer
-
-
 def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any] | None = None) -> Path:
     """Train one stage; return the output folder. `callbacks`: extra `TrainerCallback`s."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -161,15 +147,15 @@ def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any]
         move_image_to_front=config.move_image_to_front,
     )
     args = training_arguments(config, world_size)
-    trainer = _StageTrainer(
+    trainer = ConvLlavaTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         data_collator=ConversationCollator(processor.tokenizer.pad_token_id or 0),
+        stage_config=config,
         group_by_modality_length=config.group_by_modality_length,
         callbacks=callbacks,
     )
-    trainer.stage_config = config
     checkpoint = last_complete_checkpoint(config.output) if resume else None
     if resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s; starting from the beginning", config.output)

@@ -1,6 +1,6 @@
 """trainer.py
 
-`ConvLlavaTrainer`: Hugging Face `Trainer` plus what ConvLLaVA training needs -- the modality- and
+`ConvLlavaTrainer`: Hugging Face `Trainer` plus what ConvLLaVA training needs -- the stage's AdamW groups, the modality- and
 length-grouped sampler, per-reason counting of skipped samples (summed over processes), a logged
 tokens/s, and checkpoints marked complete only once fully written (resume ignores unmarked ones).
 """
@@ -20,13 +20,22 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import ModalityLengthGroupedSampler, skip_summary
+from .config import TrainConfig
+from .stages import parameter_groups
 
 COMPLETE_MARKER = "checkpoint_complete.json"
 
 
 class ConvLlavaTrainer(Trainer):
-    def __init__(self, *args: Any, group_by_modality_length: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stage_config: TrainConfig | None = None,
+        group_by_modality_length: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.stage_config = stage_config
         self.group_by_modality_length = group_by_modality_length
         self.skip_counts: Counter[str] = Counter()
         self.skipped_ids: dict[str, list[str]] = {}
@@ -42,6 +51,18 @@ class ConvLlavaTrainer(Trainer):
             self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
         )
         return ModalityLengthGroupedSampler(dataset.lengths(), mega_batch_size=global_batch, seed=self.args.seed)
+
+    # --- optimizer -------------------------------------------------------------------------------------------
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """AdamW with the stage's per-module learning rates, built inside the Trainer so FSDP / DeepSpeed see it."""
+        if self.stage_config is None:
+            return super().create_optimizer(model)
+        if self.optimizer is None:
+            target = model if model is not None else self.model
+            self.optimizer = torch.optim.AdamW(
+                parameter_groups(target, self.stage_config), betas=(0.9, 0.999), eps=1e-8
+            )
+        return self.optimizer
 
     # --- loss, skip accounting, throughput ----------------------------------------------------------------
     def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
