@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import convert, generate, info, serve, train
+from . import convert, evaluate, generate, info, serve, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(subparsers)
     convert.add_parser(subparsers)
     generate.add_parser(subparsers)
+    evaluate.add_parser(subparsers)
     serve.add_parser(subparsers)
     return parser
 

@@ -22,7 +22,7 @@ from ..processing import ImageLoadError, TemplateError
 from .pipeline import ConvLlavaPipeline, Request, as_request
 
 
-def _answered_ids(output: Path) -> set[str]:
+def answered_ids(output: Path) -> set[str]:
     """Ids in an existing output file; a torn last line (from a kill mid-write) is cut off."""
     if not output.is_file():
         return set()
@@ -79,7 +79,7 @@ def generate_file(
         raise ValueError(f"batch size must be positive, got {batch_size}")
     input_path, output_path = Path(input_path), Path(output_path)
     folder = Path(image_folder) if image_folder is not None else None
-    done = _answered_ids(output_path)
+    done = answered_ids(output_path)
     rows = list(_rows(input_path))
     todo = [r for r in rows if str(r["id"]) not in done]
     counts = {"answered": 0, "errors": 0, "skipped_already_done": len(rows) - len(todo)}
