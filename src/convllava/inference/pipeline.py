@@ -68,6 +68,24 @@ class ConvLlavaPipeline:
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return [self._decode(row) for row in new_tokens]
 
+    def loglikelihood(self, request: Request, continuation: str) -> tuple[float, int, bool]:
+        """Log-probability of `continuation` as the assistant's answer to `request`: (sum of token log-probs,
+        number of continuation tokens, whether greedy decoding would produce exactly those tokens)."""
+        context = self.processor.apply_chat_template(list(request.messages), add_generation_prompt=True)
+        images = [list(request.images)] if request.images else None
+        context_len = self.processor(text=[context], images=images)["input_ids"].shape[1]
+        inputs = self.processor(text=[context + continuation], images=images)
+        device = next(self.model.parameters()).device
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        targets = inputs["input_ids"][0, context_len:]
+        if targets.numel() == 0:
+            raise ValueError(f"continuation {continuation!r} adds no tokens to the context")
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits[0, context_len - 1 : -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
+        greedy = bool((logits.argmax(-1) == targets).all())
+        return float(logprobs.sum()), int(targets.numel()), greedy
+
     def chat(
         self, messages: Sequence[Mapping[str, Any]] | str, images: Sequence[ImageSource] = (), **generation: Any
     ) -> str:
