@@ -101,12 +101,25 @@ def convllava_tiny() -> ConvLlavaConfig:
     )
 
 
+def convllava_tiny_4stage() -> ConvLlavaConfig:
+    """`convllava-tiny` without the 5th stage (stride 32) at 128 px: the same 4 x 4 = 16 visual tokens, for the
+    demo's resolution ablation (the 4-stage tower sees a 4x smaller image)."""
+    config = convllava_tiny()
+    config.vision_config = ConvNextConfig(
+        depths=[1, 1, 3, 1], hidden_sizes=[24, 48, 96, 192], num_stages=4, layer_norm_eps=1e-12,
+        layer_scale_init_value=1e-6, image_size=128,
+    )  # fmt: skip
+    config.image_size = 128
+    return config
+
+
 #: Exact-name registry of presets.
 PRESETS: dict[str, Callable[[], ConvLlavaConfig]] = {
     "convllava-768": _published(768),
     "convllava-1024": _published(1024),
     "convllava-1536": _published(1536),
     "convllava-tiny": convllava_tiny,
+    "convllava-tiny-4stage": convllava_tiny_4stage,
 }
 
 

@@ -1,0 +1,166 @@
+"""synthetic.py
+
+The demo's deterministic (seeded) multimodal data: scenes of coloured shapes on a 3 x 3 grid, a small
+coloured dot and a small rendered word. From each scene come a caption (stages 1-2) and instruction turns
+(stage 3): short-answer VQA, POPE-style yes/no presence questions, RefCOCO-style referring expressions answered
+with a normalised box, text reading, and small-detail questions. Training data is written in the LLaVA
+conversation format; the held-out splits in the LLaVA eval JSONL format `convllava eval` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
+
+COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30),
+          "purple": (140, 60, 180)}  # fmt: skip
+SHAPES = ("circle", "square", "triangle")
+WORDS = ("CAT", "DOG", "SUN", "BOX", "CAR", "HAT", "PEN", "CUP")
+CELL_NAMES = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right")
+SHORT = "\nAnswer the question using a single word or phrase."
+REC_PROMPT = ("Bounding box coordinates are specified in the format (top-left x, top-left y, bottom-right x, "
+              "bottom-right y). All values are floating point numbers bounded between 0 and 1. Please provide the "
+              "bounding box coordinate of the region this sentence describes: ")  # fmt: skip
+CANVAS = 256  # scenes are drawn at this size and saved at the requested one
+
+
+@dataclass(frozen=True)
+class Thing:
+    shape: str
+    color: str
+    box: tuple[float, float, float, float]  # normalised x1, y1, x2, y2
+    cell: int
+
+
+@dataclass(frozen=True)
+class Scene:
+    things: tuple[Thing, ...]
+    word: str
+    word_cell: int
+    dot_color: str
+    dot_cell: int
+
+
+def make_scene(rng: random.Random) -> Scene:
+    cells = rng.sample(range(9), 5)
+    n = rng.randint(1, 3)
+    colors = rng.sample(sorted(COLORS), n)
+    things = []
+    for i in range(n):
+        cell = cells[i]
+        size = rng.uniform(0.22, 0.30)
+        cx = (cell % 3 + 0.5) / 3 + rng.uniform(-0.02, 0.02)
+        cy = (cell // 3 + 0.5) / 3 + rng.uniform(-0.02, 0.02)
+        box = (round(cx - size / 2, 2), round(cy - size / 2, 2), round(cx + size / 2, 2), round(cy + size / 2, 2))
+        things.append(Thing(rng.choice(SHAPES), colors[i], box, cell))
+    return Scene(tuple(things), rng.choice(WORDS), cells[3], rng.choice(sorted(COLORS)), cells[4])
+
+
+def draw_scene(scene: Scene, size: int) -> Image.Image:
+    image = Image.new("RGB", (CANVAS, CANVAS), (245, 245, 240))
+    draw = ImageDraw.Draw(image)
+    for t in scene.things:
+        x1, y1, x2, y2 = (v * CANVAS for v in t.box)
+        fill = COLORS[t.color]
+        if t.shape == "circle":
+            draw.ellipse((x1, y1, x2, y2), fill=fill)
+        elif t.shape == "square":
+            draw.rectangle((x1, y1, x2, y2), fill=fill)
+        else:
+            draw.polygon([((x1 + x2) / 2, y1), (x2, y2), (x1, y2)], fill=fill)
+    font = ImageFont.load_default(size=15)  # small: ~9 px tall letters on the 256 px canvas
+    wx, wy = (scene.word_cell % 3) * CANVAS / 3 + 25, (scene.word_cell // 3) * CANVAS / 3 + 35
+    draw.text((wx, wy), scene.word, fill=(20, 20, 20), font=font)
+    dx, dy = (scene.dot_cell % 3 + 0.5) * CANVAS / 3, (scene.dot_cell // 3 + 0.5) * CANVAS / 3
+    draw.ellipse((dx - 4, dy - 4, dx + 4, dy + 4), fill=COLORS[scene.dot_color])  # an 8 px dot
+    return image.resize((size, size), Image.BICUBIC) if size != CANVAS else image
+
+
+def caption(scene: Scene) -> str:
+    parts = [f"a {t.color} {t.shape} at the {CELL_NAMES[t.cell]}" for t in scene.things]
+    return (f"The picture shows {', '.join(parts)}. A small {scene.dot_color} dot is at the "
+            f"{CELL_NAMES[scene.dot_cell]}, and the word {scene.word} is written at the {CELL_NAMES[scene.word_cell]}.")  # fmt: skip
+
+
+def box_text(box: tuple[float, ...]) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in box) + "]"
+
+
+def questions(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
+    """Every question kind about one scene: {"kind", "question", "answer", extra fields}."""
+    t = rng.choice(scene.things)
+    absent_color = rng.choice([c for c in sorted(COLORS) if c not in {x.color for x in scene.things}])
+    if rng.random() < 0.5:  # POPE: half present, half absent (an adversarial near miss: a present shape)
+        color, shape, answer = t.color, t.shape, "yes"
+    else:
+        color, shape, answer = absent_color, t.shape, "no"
+    count = len(scene.things)
+    return [
+        {"kind": "vqa", "question": f"What color is the {t.shape}?" if sum(x.shape == t.shape for x in scene.things) == 1
+         else f"What shape is {t.color}?", "answer": t.color if sum(x.shape == t.shape for x in scene.things) == 1
+         else t.shape},
+        {"kind": "vqa", "question": "How many shapes are there?", "answer": str(count)},
+        {"kind": "pope", "question": f"Is there a {color} {shape} in the image?", "answer": answer,
+         "category": "adversarial" if answer == "no" else "random"},
+        {"kind": "refcoco", "expression": f"the {t.color} {t.shape}", "box": list(t.box)},
+        {"kind": "text", "question": "What word is written in the image?", "answer": scene.word},
+        {"kind": "detail", "question": "What color is the small dot?", "answer": scene.dot_color},
+    ]  # fmt: skip
+
+
+def _turn(q: dict[str, Any]) -> tuple[str, str]:
+    if q["kind"] == "refcoco":
+        return REC_PROMPT + q["expression"], box_text(q["box"])
+    return q["question"] + SHORT, q["answer"]
+
+
+def generate(out: str | Path, n_train: int, n_eval: int, image_size: int = 256, seed: int = 0) -> dict[str, Any]:
+    """Write images, `captions.jsonl`, `instruct.jsonl` and `eval/{vqa,pope,refcoco,text,detail}.jsonl`."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    captions, instruct = [], []
+    evals: dict[str, list[dict[str, Any]]] = {k: [] for k in ("vqa", "pope", "refcoco", "text", "detail")}
+    for i in tqdm(range(n_train + n_eval), desc="synthetic data", unit="img"):
+        scene = make_scene(rng)
+        name = f"{i:06d}.png"
+        draw_scene(scene, image_size).save(out / "images" / name)
+        qs = questions(scene, rng)
+        if i < n_train:
+            captions.append({"id": f"cap{i}", "image": name, "conversations": [
+                {"from": "human", "value": "<image>\nDescribe the image."}, {"from": "gpt", "value": caption(scene)}]})  # fmt: skip
+            turns = [_turn(q) for q in qs]
+            rng.shuffle(turns)
+            conv = []
+            for k, (question, answer) in enumerate(turns):
+                conv += [
+                    {"from": "human", "value": ("<image>\n" if k == 0 else "") + question},
+                    {"from": "gpt", "value": answer},
+                ]
+            instruct.append({"id": f"ins{i}", "image": name, "conversations": conv})
+        else:
+            for j, q in enumerate(qs):
+                row = {"question_id": f"{i}-{j}", "image": name, **{k: v for k, v in q.items() if k != "kind"}}
+                if q["kind"] in ("vqa", "text", "detail"):
+                    row["answers"] = [q["answer"]] * 10
+                evals[q["kind"]].append(row)
+    _write_jsonl(out / "captions.jsonl", captions)
+    _write_jsonl(out / "instruct.jsonl", instruct)
+    for kind, rows in evals.items():
+        _write_jsonl(out / "eval" / f"{kind}.jsonl", rows)
+    corpus = [caption(make_scene(random.Random(seed + 1)))] + [c["conversations"][1]["value"] for c in captions]
+    corpus += [t["value"] for r in instruct for t in r["conversations"]]
+    return {"train": n_train, "eval": n_eval, "corpus": corpus}
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,88 @@
+"""The demo: the synthetic generator is deterministic and self-consistent, its files feed the ordinary training
+and evaluation paths, the ablation presets give equal visual token counts, and (slow stage) `convllava demo
+--quick` runs end to end and resumes instead of redoing finished steps."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from convllava import ConvLlavaProcessor, get_preset
+from convllava.cli.main import main
+from convllava.data import load_records
+from convllava.demo.synthetic import COLORS, draw_scene, generate, make_scene, questions
+from convllava.evaluation.formats import read_benchmark
+from convllava.evaluation.tasks import get_task
+
+
+def test_generation_is_deterministic_and_complete(tmp_path):
+    generate(tmp_path / "a", 6, 3, seed=5)
+    generate(tmp_path / "b", 6, 3, seed=5)
+    for name in ("captions.jsonl", "instruct.jsonl", "eval/pope.jsonl", "eval/refcoco.jsonl", "images/000004.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    generate(tmp_path / "c", 6, 3, seed=6)
+    assert (tmp_path / "c" / "instruct.jsonl").read_bytes() != (tmp_path / "a" / "instruct.jsonl").read_bytes()
+    assert len(load_records(str(tmp_path / "a" / "instruct.jsonl"))) == 6
+    for kind in ("vqa", "pope", "refcoco", "text", "detail"):
+        assert len(read_benchmark(tmp_path / "a" / "eval" / f"{kind}.jsonl")) == (6 if kind == "vqa" else 3)
+
+
+def test_boxes_cover_their_shapes_and_answers_match_the_scene():
+    rng = random.Random(3)
+    for _ in range(20):
+        scene = make_scene(rng)
+        pixels = np.asarray(draw_scene(scene, 256)).astype(int)
+        for thing in scene.things:
+            x1, y1, x2, y2 = (round(v * 256) for v in thing.box)
+            inside = pixels[y1:y2, x1:x2]
+            share = (np.abs(inside - np.array(COLORS[thing.color])).sum(-1) < 30).mean()
+            assert share > 0.4, thing  # the shape fills a good part of its box
+        listed = questions(scene, rng)
+        qs = {q["kind"]: q for q in listed}
+        assert qs["text"]["answer"] == scene.word and qs["detail"]["answer"] == scene.dot_color
+        attribute, count = [q for q in listed if q["kind"] == "vqa"]
+        assert attribute["answer"] in {t.color for t in scene.things} | {t.shape for t in scene.things}
+        assert count["answer"] == str(len(scene.things))
+        present = {(t.color, t.shape) for t in scene.things}
+        color, shape = qs["pope"]["question"].removeprefix("Is there a ").removesuffix(" in the image?").split()
+        assert ((color, shape) in present) == (qs["pope"]["answer"] == "yes")
+
+
+def test_eval_rows_build_the_runner_targets(tmp_path):
+    generate(tmp_path, 2, 4, seed=1)
+    row = read_benchmark(tmp_path / "eval" / "refcoco.jsonl")[0]
+    task = get_task("refcoco")
+    images = task.images(row, tmp_path / "images")
+    target = task.target({**row, **task.prepare(row, images, {})})
+    assert target["bbox"] == row["box"] and target["width"] == 256
+
+
+def test_ablation_presets_give_the_same_visual_tokens(tokenizer):
+    for name, side in (("convllava-tiny", 256), ("convllava-tiny-4stage", 128)):
+        processor = ConvLlavaProcessor.from_model_config(get_preset(name), tokenizer)
+        assert processor.num_image_tokens(side, side) == 16
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--output", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary["headline"]) == {
+        "vqa accuracy",
+        "pope f1",
+        "refcoco acc@0.5",
+        "text accuracy",
+        "detail accuracy",
+    }
+    results = json.loads((out / "results.json").read_text())
+    for name in ("report.md", "plot.png", "stage3/model.safetensors", "eval/pope/results.json"):
+        assert (out / name).exists(), name
+    assert results["sample"]["image"].endswith(".png") and "A:" in (out / "report.md").read_text()
+    stamp = (out / "stage3" / "model.safetensors").stat().st_mtime
+    assert main(["demo", "--quick", "--output", str(out)]) == 0  # resumes: nothing is trained again
+    assert (out / "stage3" / "model.safetensors").stat().st_mtime == stamp
+    assert json.loads((out / "results.json").read_text())["headline"] == results["headline"]
