@@ -11,13 +11,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import convert, demo, evaluate, generate, info, serve, train
+from . import bench, convert, data, demo, evaluate, generate, info, serve, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convllava", description="ConvLLaVA toolkit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     subparsers = parser.add_subparsers(dest="command", required=True)
+    bench.add_parser(subparsers)
+    data.add_parser(subparsers)
     demo.add_parser(subparsers)
     info.add_parser(subparsers)
     train.add_parser(subparsers)

@@ -32,7 +32,7 @@ class DemoSize:
     batch_size: int
 
 
-FULL = DemoSize(n_train=3000, n_eval=150, steps=(60, 150, 700), batch_size=16)
+FULL = DemoSize(n_train=3000, n_eval=150, steps=(60, 150, 300), batch_size=16)
 QUICK = DemoSize(n_train=300, n_eval=30, steps=(5, 10, 40), batch_size=8)
 EVAL_SETS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa"}
 

@@ -126,6 +126,17 @@ def training_arguments(config: TrainConfig, world_size: int) -> TrainingArgument
     )
 
 
+def _records(config: TrainConfig) -> list:
+    """LLaVA-format records from a file / dataset folder, or from a recipe stage (`recipe.yaml:stage`)."""
+    if ".yaml:" in str(config.data) or ".yml:" in str(config.data):
+        from ..data.recipes.mix import stage_records
+
+        if config.image_folder is None:
+            raise ValueError("a recipe stage as --data needs --image-folder: the data root it was prepared under")
+        return stage_records(str(config.data), config.image_folder)
+    return load_records(config.data)
+
+
 def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any] | None = None) -> Path:
     """Train one stage; return the output folder. `callbacks`: extra `TrainerCallback`s."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -140,7 +151,7 @@ def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any]
             apply_trainable_parts(model, config.trainable)  # prepare_model_for_kbit_training froze everything
         model = apply_lora(model, config.lora)
     dataset = ConversationDataset(
-        load_records(config.data),
+        _records(config),
         processor,
         image_folder=config.image_folder,
         max_length=config.max_length,

@@ -32,6 +32,8 @@ class ClipVisionTower(StagedTower):
         n_layers = config.num_hidden_layers
         if not -(n_layers + 1) <= feature_layer <= n_layers:
             raise ValueError(f"vision_feature_layer={feature_layer} is out of range for {n_layers} CLIP layers")
+        if getattr(config, "_attn_implementation", None) is None:
+            config._attn_implementation = "sdpa"  # standalone towers (benchmarks, tests) would fall back to eager
         self.config = config
         self.feature_layer = feature_layer
         self.select = select
@@ -52,7 +54,9 @@ class ClipVisionTower(StagedTower):
         return height // self.config.patch_size, width // self.config.patch_size
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        hidden = self.pre_layrnorm(self.embeddings(pixel_values))  # hidden_states[0]
+        # images larger than the pretraining size get bicubically interpolated position embeddings
+        interpolate = tuple(pixel_values.shape[-2:]) != (self.config.image_size, self.config.image_size)
+        hidden = self.pre_layrnorm(self.embeddings(pixel_values, interpolate_pos_encoding=interpolate))
         n_run = self.feature_layer % (len(self.encoder.layers) + 1)  # index into hidden_states
         for layer in self.encoder.layers[:n_run]:
             hidden = layer(hidden, None)
