@@ -68,8 +68,12 @@ def _runs(kind: str, ours: Any, peer: Any, reference: Any, ids: torch.Tensor, pi
                 "hf-llava": lambda: peer(input_ids=ids, pixel_values=peer_pixels, attention_mask=mask, logits_to_keep=1),
                 "original": lambda: reference(ids, pixels)}  # fmt: skip
     gen = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False, "pad_token_id": 0}
+    first = {**gen, "max_new_tokens": 1, "min_new_tokens": 1}
     return {"ours": lambda: ours.generate(input_ids=ids, pixel_values=pixels, attention_mask=mask, **gen),
-            "hf-llava": lambda: peer.generate(input_ids=ids, pixel_values=peer_pixels, attention_mask=mask, **gen)}  # fmt: skip
+            "ours:first": lambda: ours.generate(input_ids=ids, pixel_values=pixels, attention_mask=mask, **first),
+            "hf-llava": lambda: peer.generate(input_ids=ids, pixel_values=peer_pixels, attention_mask=mask, **gen),
+            "hf-llava:first": lambda: peer.generate(input_ids=ids, pixel_values=peer_pixels, attention_mask=mask,
+                                                    **first)}  # fmt: skip
 
 
 def bench_lm(kind: str, preset: str = "convllava-768", text: str = "small", batches: tuple[int, ...] = (1, 8, 32),
@@ -91,12 +95,16 @@ def bench_lm(kind: str, preset: str = "convllava-768", text: str = "small", batc
             progress(f"{kind} batch {batch}: {name}")
             with torch.inference_mode(), PeakMemory(device) as memory:
                 timing = time_fn(fn, device, warmup=1, iters=iters, budget_s=budget_s)
-            result = {**timing, "peak_mb": round(memory.peak_mb, 1)}
-            if kind == "generate":
-                result["tokens_per_s"] = batch * new_tokens / (timing["p50_ms"] / 1000)
-            row[name] = result
+            row[name] = {**timing, "peak_mb": round(memory.peak_mb, 1)}
+        if kind == "generate":  # decode rate: the tokens after the first, over the time after the first
+            for name in ("ours", "hf-llava"):
+                first = row.pop(f"{name}:first")
+                decode_s = max(row[name]["p50_ms"] - first["p50_ms"], 1e-6) / 1000
+                row[name].update(first_token_ms=first["p50_ms"], tokens_per_s=batch * (new_tokens - 1) / decode_s)
         for peer_name in ("hf-llava", "original"):
             if peer_name in row:
                 row[f"ours_vs_{peer_name}"] = row["ours"]["p50_ms"] / row[peer_name]["p50_ms"]
+        if kind == "generate":  # ratio of decode time per token
+            row["ours_vs_hf-llava"] = row["hf-llava"]["tokens_per_s"] / row["ours"]["tokens_per_s"]
         rows.append(row)
     return rows

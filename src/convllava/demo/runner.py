@@ -32,8 +32,12 @@ class DemoSize:
     batch_size: int
 
 
-FULL = DemoSize(n_train=3000, n_eval=150, steps=(60, 150, 300), batch_size=16)
-QUICK = DemoSize(n_train=300, n_eval=30, steps=(5, 10, 40), batch_size=8)
+FULL = DemoSize(n_train=3000, n_eval=150, steps=(30, 100, 300), batch_size=32)
+QUICK = DemoSize(n_train=300, n_eval=30, steps=(5, 10, 60), batch_size=16)
+#: A system-prompt-free template: the tiny model reads ~40 tokens a question instead of ~190 with vicuna_v1's
+CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} {% else %}ASSISTANT: "
+                 "{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:"
+                 "{% endif %}")  # fmt: skip
 EVAL_SETS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa"}
 
 
@@ -51,7 +55,7 @@ def _mark(path: Path, payload: dict[str, Any] | None = None) -> None:
 def _stage_configs(out: Path, data: Path, tokenizer: Path, size: DemoSize, preset: str) -> list[Any]:
     from ..training.config import TrainableParts, TrainConfig
 
-    common = {"tokenizer": None, "image_folder": str(data / "images"), "template": "vicuna_v1",
+    common = {"tokenizer": None, "image_folder": str(data / "images"), "template": "chat_template",
               "global_batch_size": size.batch_size, "per_device_batch_size": size.batch_size,
               "gradient_checkpointing": False, "max_length": 512, "save_steps": 100, "save_total_limit": 1,
               "logging_steps": 5, "report_to": "none", "bf16": False, "warmup_ratio": 0.05}  # fmt: skip
@@ -160,7 +164,9 @@ def _tokenizer(out: Path, corpus: list[str]) -> Path:
 
     folder = out / "tokenizer"
     if not _done(folder):
-        train_tokenizer(corpus, vocab_size=TINY_VOCAB_SIZE).save_pretrained(folder)
+        tokenizer = train_tokenizer(corpus, vocab_size=TINY_VOCAB_SIZE)
+        tokenizer.chat_template = CHAT_TEMPLATE
+        tokenizer.save_pretrained(folder)
         _mark(folder)
     return folder
 

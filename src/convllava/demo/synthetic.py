@@ -151,10 +151,14 @@ def generate(out: str | Path, n_train: int, n_eval: int, image_size: int = 256, 
                     row["answers"] = [q["answer"]] * 10
                 evals[q["kind"]].append(row)
     _write_jsonl(out / "captions.jsonl", captions)
+    random.Random(seed + 1).shuffle(instruct)
     _write_jsonl(out / "instruct.jsonl", instruct)
     for kind, rows in evals.items():
         _write_jsonl(out / "eval" / f"{kind}.jsonl", rows)
-    corpus = [caption(make_scene(random.Random(seed + 1)))] + [c["conversations"][1]["value"] for c in captions]
+    # the template's system prompt and role words go into the tokenizer corpus too, so they cost few tokens
+    template = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+                "helpful, detailed, and polite answers to the user's questions. USER: ASSISTANT:")  # fmt: skip
+    corpus = [template] * 200 + [c["conversations"][1]["value"] for c in captions]
     corpus += [t["value"] for r in instruct for t in r["conversations"]]
     return {"train": n_train, "eval": n_eval, "corpus": corpus}
 

@@ -215,9 +215,10 @@ def get_task(name: str) -> Task:
 
 
 def headline(task: str, metrics: dict[str, Any]) -> float | None:
-    """The task's headline number from a metrics dict (dotted path)."""
-    value: Any = metrics
-    for part in TASKS[task].headline.split(".") if task in TASKS else []:
+    """The task's headline number from a metrics dict (a key, or a dotted path such as "overall.acc")."""
+    name = TASKS[task].headline if task in TASKS else ""
+    value: Any = metrics.get(name) if name in metrics else metrics
+    for part in [] if name in metrics else name.split("."):
         if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
