@@ -128,6 +128,7 @@ def _plot(out: Path, results: dict[str, Any]) -> Path:
     headline = results["headline"]
     right.bar(list(headline), list(headline.values()), color="#4477aa")
     right.set(ylim=(0, 1), title="Held-out scores")
+    right.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     fig.savefig(out / "plot.png", dpi=100)
     plt.close(fig)
