@@ -38,8 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..atomic import write_text_atomic
     from ..bench import encoder, lm, report, train
-    from ..evaluation.runner import write_atomic
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                    "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}  # fmt: skip
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(Path(args.output), json.dumps({"kind": args.kind, "model": args.model, "environment": environment,
+        write_text_atomic(Path(args.output), json.dumps({"kind": args.kind, "model": args.model, "environment": environment,
                                                     "rows": rows, "markdown": table}, indent=2) + "\n")  # fmt: skip
     if args.plot:
         if args.kind != "encoder":

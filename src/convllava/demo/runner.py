@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic, write_text_atomic
 from .synthetic import SHORT, generate
 
 logger = logging.getLogger(__name__)
@@ -46,10 +47,7 @@ def _done(path: Path) -> bool:
 
 
 def _mark(path: Path, payload: dict[str, Any] | None = None) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / ".done.tmp"
-    tmp.write_text(json.dumps(payload or {}))
-    tmp.replace(path / ".done")
+    write_json_atomic(path / ".done", payload or {})
 
 
 def _stage_configs(out: Path, data: Path, tokenizer: Path, size: DemoSize, preset: str) -> list[Any]:
@@ -200,11 +198,9 @@ def run_demo(output: str | Path = "runs/demo", quick: bool = False, ablation: st
         results["ablation"] = _ablation(out, data, tokenizer, size, scores)
     results["sample"] = _chat_sample(out, data)
     results["seconds"] = round(time.perf_counter() - start, 1)
-    from ..evaluation.runner import write_atomic
-
-    write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     _plot(out, results)
-    write_atomic(out / "report.md", _report(out, results))
+    write_text_atomic(out / "report.md", _report(out, results))
     return results
 
 

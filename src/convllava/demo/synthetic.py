@@ -18,6 +18,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
+from ..atomic import write_text_atomic
+
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30),
           "purple": (140, 60, 180)}  # fmt: skip
 SHAPES = ("circle", "square", "triangle")
@@ -164,7 +166,4 @@ def generate(out: str | Path, n_train: int, n_eval: int, image_size: int = 256, 
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

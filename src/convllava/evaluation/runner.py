@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..atomic import write_text_atomic
 from ..inference.batch import answered_ids
 from ..inference.pipeline import ConvLlavaPipeline, as_request
 from ..processing import ImageLoadError, TemplateError
@@ -37,13 +38,6 @@ def _read_jsonl(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     return {str(r["id"]): r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _prepare(task: Task, doc: dict[str, Any], image_folder: Any, options: dict[str, Any]) -> tuple[str, list, dict]:
@@ -126,8 +120,8 @@ def evaluate(pipeline: ConvLlavaPipeline, task_name: str, data: str | Path, outp
     metrics = score_predictions(task_name, rows, protocol)
     results = {"task": task_name, "protocol": protocol, "model": model_name, "data": str(data), "samples": len(rows),
                "errors": errors, "metrics": metrics, "headline": {task.headline: headline(task_name, metrics)}}  # fmt: skip
-    write_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    write_atomic(out / "results.md", report([out]))
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / "results.md", report([out]))
     return results
 
 

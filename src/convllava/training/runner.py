@@ -16,6 +16,7 @@ import torch
 import yaml
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
+from ..atomic import write_json_atomic
 from ..data import ConversationCollator, ConversationDataset, load_records
 from ..models import PRESETS, ConvLlavaForConditionalGeneration, get_preset
 from ..models.assembly import assemble_from_parts
@@ -23,7 +24,7 @@ from ..processing import ConvLlavaProcessor
 from .config import TrainConfig
 from .lora import apply_lora
 from .stages import apply_trainable_parts
-from .trainer import ConvLlavaTrainer, last_complete_checkpoint, write_json_atomic
+from .trainer import ConvLlavaTrainer, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,6 @@ tokens/s, and checkpoints marked complete only once fully written (resume ignore
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,6 +17,7 @@ import torch.distributed as dist
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..atomic import write_json_atomic
 from ..data import ModalityLengthGroupedSampler, skip_summary
 from .config import TrainConfig
 from .stages import parameter_groups
@@ -114,14 +113,6 @@ class ConvLlavaTrainer(Trainer):
         if self.args.should_save:
             folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             write_json_atomic(folder / COMPLETE_MARKER, {"global_step": self.state.global_step})
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:

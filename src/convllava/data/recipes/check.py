@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ...atomic import write_text_atomic
 from .fetch import ChecksumError, verify
 from .schema import Recipe
 
@@ -122,9 +123,7 @@ def check(recipe: Recipe, root: str | Path, stage: str, variant: str | None = No
                   "on_missing_image": dataset.on_missing_image, "broken_rows": sorted(broken)[:1000]}  # fmt: skip
         if write_filtered and broken:
             out = root / (dataset.annotation + ".filtered.json")
-            tmp = out.with_name(f".{out.name}.tmp")
-            tmp.write_text(json.dumps([r for i, r in enumerate(records) if i not in broken]))
-            tmp.replace(out)
+            write_text_atomic(out, json.dumps([r for i, r in enumerate(records) if i not in broken]))
             report["filtered"] = {"path": str(out), "dropped": len(broken)}
         (reports_dir / f"{dataset.id}.json").write_text(json.dumps(report, indent=2))
         summary[dataset.id] = report
