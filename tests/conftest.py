@@ -51,5 +51,14 @@ def processor(tiny_config, tokenizer):
 
 
 @pytest.fixture
+def saved_tiny(tiny_model, processor, tmp_path):
+    """The session's tiny model and processor as a from_pretrained folder."""
+    folder = tmp_path / "init"
+    tiny_model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
 def images():
     return [random_image(120, 200, seed=1), random_image(256, 256, seed=2), random_image(300, 90, seed=3)]

@@ -115,11 +115,8 @@ def test_bad_inputs_get_clear_errors(tmp_path, pipeline, pope_parquet):
         read_benchmark(tmp_path / "a.csv")
 
 
-def test_cli_eval_score_and_report(tmp_path, pipeline, pope_parquet, tiny_model, processor, capsys):
-    model_dir = tmp_path / "model"
-    tiny_model.save_pretrained(model_dir)
-    processor.save_pretrained(model_dir)
-    args = ["eval", "--model", str(model_dir), "--task", "pope", "--data", str(pope_parquet), "--limit", "4",
+def test_cli_eval_score_and_report(tmp_path, pope_parquet, saved_tiny, capsys):
+    args = ["eval", "--model", str(saved_tiny), "--task", "pope", "--data", str(pope_parquet), "--limit", "4",
             "--max-new-tokens", "2"]  # fmt: skip
     assert main([*args, "--output", str(tmp_path / "a")]) == 0
     assert main([*args, "--output", str(tmp_path / "b"), "--protocol", "llava"]) == 0

@@ -31,14 +31,6 @@ def require(module: str):
         pytest.skip(f"{module} is installed only in the plugins stage of .ci/run")
 
 
-@pytest.fixture
-def model_dir(tmp_path, tiny_model, processor):
-    folder = tmp_path / "model"
-    tiny_model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
 TASK_UTILS = """
 def doc_to_visual(doc):
     return [doc["image"].convert("RGB")]
@@ -69,7 +61,7 @@ def _lmms_tasks(folder: Path, data: Path) -> None:
     )
 
 
-def test_lmms_eval_runs_our_model_on_generation_and_multiple_choice(tmp_path, model_dir, tiny_model, processor):
+def test_lmms_eval_runs_our_model_on_generation_and_multiple_choice(tmp_path, saved_tiny, tiny_model, processor):
     require("lmms_eval")
     from datasets import Dataset, Features, Image, Value
     from lmms_eval.models import get_model
@@ -85,7 +77,7 @@ def test_lmms_eval_runs_our_model_on_generation_and_multiple_choice(tmp_path, mo
     (tmp_path / "tasks").mkdir()
     _lmms_tasks(tmp_path / "tasks", tmp_path / "yesno.parquet")
     command = [sys.executable, "-m", "lmms_eval", "eval", "--model", "convllava", "--model_args",
-               f"pretrained={model_dir}", "--batch_size", "2", "--tasks", "tiny_yesno_gen,tiny_yesno_mc", "--include_path",
+               f"pretrained={saved_tiny}", "--batch_size", "2", "--tasks", "tiny_yesno_gen,tiny_yesno_mc", "--include_path",
                str(tmp_path / "tasks"), "--output_path", str(tmp_path / "out"), "--log_samples"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     found = list((tmp_path / "out").rglob("*_results.json"))  # lmms-eval exits 0 even when evaluation fails
@@ -106,13 +98,13 @@ def test_lmms_eval_runs_our_model_on_generation_and_multiple_choice(tmp_path, mo
     assert results["tiny_yesno_mc"]["acc,none"] == pytest.approx(expected_mc)
 
 
-def test_loglikelihood_requests_return_mean_negative_logprob(model_dir, tiny_model, processor):
+def test_loglikelihood_requests_return_mean_negative_logprob(saved_tiny, tiny_model, processor):
     require("lmms_eval")
     from lmms_eval.api.instance import Instance
 
     from convllava.integrations.lmms_eval import ConvLlavaLmms
 
-    lm = ConvLlavaLmms(pretrained=str(model_dir))
+    lm = ConvLlavaLmms(pretrained=str(saved_tiny))
     image = random_image(40, 56, seed=9)
     lm.task_dict = {"t": {"test": [{"image": image}]}}
     args = ("Is there a cat?", " yes", lambda doc: [doc["image"]], 0, "t", "test")
@@ -125,7 +117,7 @@ def test_loglikelihood_requests_return_mean_negative_logprob(model_dir, tiny_mod
     assert value == pytest.approx(-total / count, rel=1e-5) and value > 0 and greedy is expected_greedy
 
 
-def test_vlmevalkit_inference_runs_our_class_on_a_tsv(tmp_path, model_dir, tiny_model, processor, monkeypatch):
+def test_vlmevalkit_inference_runs_our_class_on_a_tsv(tmp_path, saved_tiny, tiny_model, processor, monkeypatch):
     require("vlmeval")
     monkeypatch.setenv("LMUData", str(tmp_path / "LMUData"))
     (tmp_path / "LMUData").mkdir()
@@ -141,7 +133,7 @@ def test_vlmevalkit_inference_runs_our_class_on_a_tsv(tmp_path, model_dir, tiny_
 
     from convllava.integrations.vlmevalkit import ConvLlavaVLMEval, register
 
-    register("ConvLLaVA-tiny", model_path=str(model_dir), max_new_tokens=3)
+    register("ConvLLaVA-tiny", model_path=str(saved_tiny), max_new_tokens=3)
     model = supported_VLM["ConvLLaVA-tiny"]()
     assert isinstance(model, ConvLlavaVLMEval)
     dataset = build_dataset("TinyMCQ")

@@ -17,15 +17,6 @@ from convllava.training import last_complete_checkpoint, load_train_config, run_
 from helpers import write_conversation_data
 
 
-@pytest.fixture
-def saved_tiny(tiny_model, processor, tmp_path):
-    """The session's tiny model and processor as a from_pretrained folder (the same start for every run)."""
-    folder = tmp_path / "init"
-    tiny_model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
 def _config(saved_tiny, tmp_path, name, *extra):
     data, images = write_conversation_data(tmp_path / "data", n=16)
     return load_train_config(

@@ -24,17 +24,16 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ...atomic import write_text_atomic
+from ..records import load_records
 from .fetch import ChecksumError, verify
 from .schema import Recipe
 
 
 def read_annotation(path: Path) -> list[dict[str, Any]]:
+    """`load_records` (the training reader), with a hint when the file is not prepared yet."""
     if not path.is_file():
         raise FileNotFoundError(f"annotation {path} does not exist; run `convllava data prepare` first")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    return list(json.loads(text))
+    return load_records(path)
 
 
 def schema_problem(record: Any) -> str | None:
