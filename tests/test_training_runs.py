@@ -163,3 +163,29 @@ def test_stage1_from_the_cli_changes_only_stage5_and_the_projector(tokenizer, tm
     assert changed, "nothing trained"
     assert all(n.startswith(("model.projector.", "model.vision_tower.encoder.stages.4.")) for n in changed), changed
     assert any(n.startswith("model.vision_tower.encoder.stages.4.") for n in changed)
+
+
+def test_projector_type_swaps_a_presets_projector_and_round_trips(tokenizer, tmp_path, saved_tiny):
+    from convllava import ConvLlavaForConditionalGeneration
+    from convllava.models.zoo.original import export_original
+    from convllava.training.runner import run_training
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    data, images = write_conversation_data(tmp_path / "data", n=8)
+    base = [f"data={data}", f"image_folder={images}", "global_batch_size=4", "per_device_batch_size=4", "max_steps=2",
+            "report_to=none", "trainable.vision_from_stage=0", "projector_type=norm_mlp2x_gelu"]  # fmt: skip
+    run_training(load_train_config(None, [*base, "model=convllava-tiny", f"tokenizer={tmp_path / 'tok'}",
+                                          f"output={tmp_path / 'bn'}"]))  # fmt: skip
+    model = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "bn").eval()
+    assert model.config.projector_type == "norm_mlp2x_gelu"
+    start = ConvLlavaForConditionalGeneration(model.config).model.projector[0]
+    assert not torch.equal(model.model.projector[0].weight, start.weight)  # the norm's scale trained and reloaded
+    pixels = torch.randn(2, 3, 256, 256)
+    again = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "bn").eval()
+    with torch.no_grad():
+        assert torch.equal(torch.stack(model.get_image_features(pixels)), torch.stack(again.get_image_features(pixels)))
+    with pytest.raises(ValueError, match="no counterpart in the original LLaVA code"):
+        export_original(model.config, model.state_dict())
+    # a saved model keeps the projector it was trained with
+    with pytest.raises(ValueError, match="picks the projector of a new model only"):
+        run_training(load_train_config(None, [*base, f"model={saved_tiny}", f"output={tmp_path / 'x'}"]))

@@ -39,6 +39,9 @@ QUICK = DemoSize(n_train=300, n_eval=30, steps=(5, 10, 60), batch_size=16)
 CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} {% else %}ASSISTANT: "
                  "{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:"
                  "{% endif %}")  # fmt: skip
+#: The tower starts from random weights: without standardised features the LM learns to ignore the image
+#: (see `ImageFeatureNorm` in models/projectors.py).
+PROJECTOR = "norm_mlp2x_gelu"
 EVAL_SETS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa"}
 
 
@@ -59,7 +62,8 @@ def _stage_configs(out: Path, data: Path, tokenizer: Path, size: DemoSize, prese
               "logging_steps": 5, "report_to": "none", "bf16": False, "warmup_ratio": 0.05}  # fmt: skip
     stage1 = TrainConfig(stage="projector-init", model=preset, data=str(data / "captions.jsonl"),
                          output=str(out / "stage1"), trainable=TrainableParts(None, True, False, False),
-                         learning_rate=1e-3, max_steps=size.steps[0], **{**common, "tokenizer": str(tokenizer)})  # fmt: skip
+                         learning_rate=1e-3, max_steps=size.steps[0], projector_type=PROJECTOR,
+                         **{**common, "tokenizer": str(tokenizer)})  # fmt: skip
     # the demo's towers and language model start from random weights, so stages 2-3 train everything the paper
     # trains in stage 2 (the last ConvNeXt stages, projector, LM) plus, in stage 3, the whole tower
     stage2 = TrainConfig(stage="vl-pretrain", model=str(out / "stage1"), data=str(data / "captions.jsonl"),

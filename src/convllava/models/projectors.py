@@ -5,7 +5,8 @@ Connectors from vision features (B, N, C_v) to LM embeddings (B, M, D), register
 Every projector declares how many tokens it emits for a feature grid (`num_tokens(h, w)`), which the
 processor uses to expand `<image>`. Names follow the original LLaVA builder: `linear`, `mlp{k}x_gelu`
 (k linear layers with GELU between; `nn.Sequential` indices 0, 2, ... match `mm_projector.{0,2}`) and
-`identity`.
+`identity`; and `norm_mlp2x_gelu`, ours: `mlp2x_gelu` after standardising each channel over an image's visual
+tokens, for towers trained from random weights (the demo), whose features are dominated by a constant.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -35,9 +37,31 @@ def _identity(in_dim: int, out_dim: int) -> Projector:
     return Projector(nn.Identity())
 
 
-def _mlp_gelu(depth: int) -> Callable[[int, int], Projector]:
+class ImageFeatureNorm(nn.Module):
+    """Standardise each channel over the visual tokens of one image (then a learned scale and shift).
+
+    A randomly initialised ConvNeXt maps the (mostly background) image to features whose image-dependent part is
+    small beside a constant shared by every position; the language model then learns to treat the visual tokens
+    as a constant and never reads them (measured in the demo: the loss with real and with shuffled images equal
+    to 1e-4 after 300 steps). Removing each image's per-channel mean leaves what differs between positions --
+    the objects. Per image, so there are no batch statistics: training and inference compute the same thing.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, N, C)
+        var, mean = torch.var_mean(features, dim=1, keepdim=True, correction=0)
+        return (features - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+def _mlp_gelu(depth: int, standardize: bool = False) -> Callable[[int, int], Projector]:
     def build(in_dim: int, out_dim: int) -> Projector:
-        layers: list[nn.Module] = [nn.Linear(in_dim, out_dim)]
+        layers: list[nn.Module] = [ImageFeatureNorm(in_dim)] if standardize else []
+        layers.append(nn.Linear(in_dim, out_dim))
         for _ in range(1, depth):
             layers += [nn.GELU(), nn.Linear(out_dim, out_dim)]
         return Projector(*layers)
@@ -57,6 +81,7 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "linear": ProjectorSpec("linear", _linear),
     "identity": ProjectorSpec("identity", _identity),
     **{f"mlp{k}x_gelu": ProjectorSpec(f"mlp{k}x_gelu", _mlp_gelu(k)) for k in range(1, 9)},
+    "norm_mlp2x_gelu": ProjectorSpec("norm_mlp2x_gelu", _mlp_gelu(2, standardize=True)),
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")

@@ -50,7 +50,7 @@ class TrainConfig:
     tokenizer: str | None = None  # only for preset models
     vision_tower: str | None = None  # with language_model: assemble a new model (stage 1)
     language_model: str | None = None
-    projector_type: str = "mlp2x_gelu"
+    projector_type: str | None = None  # a new projector (assembly: default mlp2x_gelu; presets: replaces theirs)
     image_size: int = 768
     new_vision_stages: NewVisionStages = field(default_factory=NewVisionStages)
     data: str | None = None

@@ -20,6 +20,7 @@ from ..atomic import write_json_atomic
 from ..data import ConversationCollator, ConversationDataset, load_records
 from ..models import PRESETS, ConvLlavaForConditionalGeneration, get_preset
 from ..models.assembly import assemble_from_parts
+from ..models.projectors import get_projector_spec
 from ..processing import ConvLlavaProcessor
 from .config import TrainConfig
 from .lora import apply_lora
@@ -35,7 +36,7 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
         model, tokenizer = assemble_from_parts(
             config.vision_tower,
             config.language_model,
-            projector_type=config.projector_type,
+            projector_type=config.projector_type or "mlp2x_gelu",
             image_size=config.image_size,
             new_stage_depths=config.new_vision_stages.depths,
             new_stage_widths=config.new_vision_stages.widths,
@@ -44,10 +45,20 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
     if config.model in PRESETS:
         if config.tokenizer is None:
             raise ValueError(f"model {config.model!r} is a preset (random weights): also set `tokenizer`")
-        model = ConvLlavaForConditionalGeneration(get_preset(config.model))
+        model_config = get_preset(config.model)
+        if config.projector_type is not None:
+            get_projector_spec(config.projector_type)  # an unknown name fails here, naming the known ones
+            model_config.projector_type = config.projector_type
+        model = ConvLlavaForConditionalGeneration(model_config)
         tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
         return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template)
     model = ConvLlavaForConditionalGeneration.from_pretrained(config.model, **_quantization_kwargs(config))
+    if config.projector_type not in (None, model.config.projector_type):
+        raise ValueError(
+            f"projector_type={config.projector_type!r}, but {config.model} has a trained "
+            f"{model.config.projector_type!r} projector; projector_type picks the projector of a new model only "
+            "(a preset or vision_tower + language_model): drop it"
+        )
     processor = ConvLlavaProcessor.from_pretrained(config.model)
     if processor.template != config.template:
         processor = ConvLlavaProcessor(
