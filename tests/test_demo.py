@@ -86,3 +86,21 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     assert main(["demo", "--quick", "--output", str(out)]) == 0  # resumes: nothing is trained again
     assert (out / "stage3" / "model.safetensors").stat().st_mtime == stamp
     assert json.loads((out / "results.json").read_text())["headline"] == results["headline"]
+
+
+def test_image_dependence_separates_a_model_that_reads_images_from_one_that_cannot(tmp_path, saved_tiny):
+    import torch
+
+    from convllava import load
+    from convllava.demo.checks import image_dependence
+
+    generate(tmp_path / "data", 0, 4, seed=1)
+    pipeline = load(str(saved_tiny))
+    reads = image_dependence(pipeline, tmp_path / "data", per_kind=3)
+    assert reads["answers"] == 9 and reads["own_image_nll"] > 0
+    assert reads["own_image_nll"] != reads["other_image_nll"]  # a random tower still moves the logits
+    with torch.no_grad():  # a projector that outputs zeros: every image looks the same to the LM
+        pipeline.model.model.projector[-1].weight.zero_()
+        pipeline.model.model.projector[-1].bias.zero_()
+    blind = image_dependence(pipeline, tmp_path / "data", per_kind=3)
+    assert blind["own_image_nll"] == pytest.approx(blind["other_image_nll"], abs=1e-6)

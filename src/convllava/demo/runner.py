@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic, write_text_atomic
+from .checks import image_dependence
 from .synthetic import SHORT, generate
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class DemoSize:
     batch_size: int
 
 
-FULL = DemoSize(n_train=3000, n_eval=150, steps=(30, 100, 300), batch_size=32)
+FULL = DemoSize(n_train=3000, n_eval=150, steps=(30, 150, 800), batch_size=16)
 QUICK = DemoSize(n_train=300, n_eval=30, steps=(5, 10, 60), batch_size=16)
 #: A system-prompt-free template: the tiny model reads ~40 tokens a question instead of ~190 with vicuna_v1's
 CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} {% else %}ASSISTANT: "
@@ -97,7 +98,7 @@ def _evaluate(model_dir: Path, data: Path, out: Path, sets: dict[str, str]) -> d
     from ..evaluation.runner import evaluate
 
     pipeline = load(str(model_dir))
-    scores = {}
+    scores: dict[str, Any] = {"image_dependence": image_dependence(pipeline, data)}
     for name, task in sets.items():
         result = evaluate(pipeline, task, data / "eval" / f"{name}.jsonl", out / name, image_folder=data / "images",
                           batch_size=16, model_name=str(model_dir))  # fmt: skip
@@ -146,15 +147,18 @@ def _report(out: Path, results: dict[str, Any]) -> str:
     lines = ["# convllava demo", "", f"Run: `{results['command']}` in {results['seconds']:.0f} s on this machine.", "",
              "| held-out metric | score |", "|---|---:|"]  # fmt: skip
     lines += [f"| {k} | {v:.3f} |" for k, v in results["headline"].items()]
+    dep = results["scores"]["image_dependence"]
+    lines += ["", f"Does it read the image? Held-out answer NLL per token: {dep['own_image_nll']:.3f} with the "
+              f"question's own image, {dep['other_image_nll']:.3f} with another scene's ({dep['answers']} answers)."]  # fmt: skip
     lines += ["", "| step | seconds |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in results["timings"].items()]
     if "ablation" in results:
         ab = results["ablation"]
         lines += ["", "## Ablation: resolution at equal visual tokens (small-detail questions)", "",
-                  "| model | image size | visual tokens | text reading | small dot colour |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+                  "| model | image size | visual tokens | text reading | small dot colour | NLL own / other image |",
+                  "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for row in ab["rows"]:
-            lines.append(
-                f"| {row['model']} | {row['image_size']} | {row['tokens']} | {row['text']:.3f} | {row['detail']:.3f} |"
-            )
+            lines.append(f"| {row['model']} | {row['image_size']} | {row['tokens']} | {row['text']:.3f} | "
+                         f"{row['detail']:.3f} | {row['own_image_nll']:.3f} / {row['other_image_nll']:.3f} |")  # fmt: skip
     sample = results["sample"]
     lines += ["", "## Sample", "", f"Image: `{sample['image']}`", "", f"Q: {sample['question']}", "",
               f"A: {sample['answer']} (expected: {sample['expected']})", "", "![plot](plot.png)", ""]  # fmt: skip
@@ -213,10 +217,11 @@ def _ablation(out: Path, data: Path, tokenizer: Path, size: DemoSize, scores: di
     low = out / "ablation-4stage-128"
     _train_stages(low, data, tokenizer, size, "convllava-tiny-4stage")
     low_scores = _evaluate(low / "stage3", data, low / "eval", {"text": "textvqa", "detail": "textvqa"})
-    rows = [{"model": "5-stage ConvNeXt (convllava-tiny)", "image_size": 256, "tokens": 16,
-             "text": scores["text"]["accuracy"], "detail": scores["detail"]["accuracy"]},
-            {"model": "4-stage ConvNeXt (convllava-tiny-4stage)", "image_size": 128, "tokens": 16,
-             "text": low_scores["text"]["accuracy"], "detail": low_scores["detail"]["accuracy"]}]  # fmt: skip
+    rows = []
+    for model, side, got in (("5-stage ConvNeXt (convllava-tiny)", 256, scores),
+                             ("4-stage ConvNeXt (convllava-tiny-4stage)", 128, low_scores)):  # fmt: skip
+        rows.append({"model": model, "image_size": side, "tokens": 16, "text": got["text"]["accuracy"],
+                     "detail": got["detail"]["accuracy"], **got["image_dependence"]})  # fmt: skip
     return {"rows": rows}
 
 
