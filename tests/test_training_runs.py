@@ -175,13 +175,13 @@ def test_projector_type_swaps_a_presets_projector_and_round_trips(tokenizer, tmp
     base = [f"data={data}", f"image_folder={images}", "global_batch_size=4", "per_device_batch_size=4", "max_steps=2",
             "report_to=none", "trainable.vision_from_stage=0", "projector_type=norm_mlp2x_gelu"]  # fmt: skip
     run_training(load_train_config(None, [*base, "model=convllava-tiny", f"tokenizer={tmp_path / 'tok'}",
-                                          f"output={tmp_path / 'bn'}"]))  # fmt: skip
-    model = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "bn").eval()
+                                          f"output={tmp_path / 'norm'}"]))  # fmt: skip
+    model = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "norm").eval()
     assert model.config.projector_type == "norm_mlp2x_gelu"
     start = ConvLlavaForConditionalGeneration(model.config).model.projector[0]
     assert not torch.equal(model.model.projector[0].weight, start.weight)  # the norm's scale trained and reloaded
     pixels = torch.randn(2, 3, 256, 256)
-    again = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "bn").eval()
+    again = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "norm").eval()
     with torch.no_grad():
         assert torch.equal(torch.stack(model.get_image_features(pixels)), torch.stack(again.get_image_features(pixels)))
     with pytest.raises(ValueError, match="no counterpart in the original LLaVA code"):

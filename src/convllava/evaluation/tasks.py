@@ -216,10 +216,14 @@ def get_task(name: str) -> Task:
 
 def headline(task: str, metrics: dict[str, Any]) -> float | None:
     """The task's headline number from a metrics dict (a key, or a dotted path such as "overall.acc")."""
-    name = TASKS[task].headline if task in TASKS else ""
-    value: Any = metrics.get(name) if name in metrics else metrics
-    for part in [] if name in metrics else name.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
+    if task not in TASKS:
+        return None
+    name = TASKS[task].headline
+    value: Any = metrics.get(name)
+    if name not in metrics:
+        value = metrics
+        for part in name.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
     return value if isinstance(value, int | float) else None

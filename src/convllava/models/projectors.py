@@ -74,6 +74,7 @@ class ProjectorSpec:
     name: str
     build: Callable[[int, int], Projector]
     num_tokens: Callable[[int, int], int] = Projector.num_tokens
+    in_original_llava: bool = True  # the original LLaVA builder (`build_vision_projector`) makes it too
 
 
 #: Exact-name registry. `mlp{k}x_gelu` for k = 1..8 are listed explicitly.
@@ -81,7 +82,7 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "linear": ProjectorSpec("linear", _linear),
     "identity": ProjectorSpec("identity", _identity),
     **{f"mlp{k}x_gelu": ProjectorSpec(f"mlp{k}x_gelu", _mlp_gelu(k)) for k in range(1, 9)},
-    "norm_mlp2x_gelu": ProjectorSpec("norm_mlp2x_gelu", _mlp_gelu(2, standardize=True)),
+    "norm_mlp2x_gelu": ProjectorSpec("norm_mlp2x_gelu", _mlp_gelu(2, standardize=True), in_original_llava=False),
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")

@@ -20,7 +20,6 @@ from ..atomic import write_json_atomic
 from ..data import ConversationCollator, ConversationDataset, load_records
 from ..models import PRESETS, ConvLlavaForConditionalGeneration, get_preset
 from ..models.assembly import assemble_from_parts
-from ..models.projectors import get_projector_spec
 from ..processing import ConvLlavaProcessor
 from .config import TrainConfig
 from .lora import apply_lora
@@ -46,8 +45,7 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
         if config.tokenizer is None:
             raise ValueError(f"model {config.model!r} is a preset (random weights): also set `tokenizer`")
         model_config = get_preset(config.model)
-        if config.projector_type is not None:
-            get_projector_spec(config.projector_type)  # an unknown name fails here, naming the known ones
+        if config.projector_type is not None:  # an unknown name fails in the model's build, naming the known ones
             model_config.projector_type = config.projector_type
         model = ConvLlavaForConditionalGeneration(model_config)
         tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)

@@ -21,6 +21,7 @@ import torch
 from transformers import CLIPVisionConfig, ConvNextConfig, LlamaConfig
 
 from ..configuration_convllava import ConvLlavaConfig
+from ..projectors import PROJECTORS, get_projector_spec
 from .checkpoint_io import CheckpointError, read_state_dict
 
 logger = logging.getLogger(__name__)
@@ -190,18 +191,15 @@ def convert_original(
     return config, state, tower
 
 
-#: The projector types the original LLaVA builder (`build_vision_projector`) knows.
-ORIGINAL_PROJECTORS = frozenset({"linear", "identity", *(f"mlp{k}x_gelu" for k in range(1, 9))})
-
-
 def export_original(
     config: ConvLlavaConfig, state: dict[str, torch.Tensor], vision_tower_name: str = "vision_tower"
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
     """Our (config, state) -> (original config.json, LLM state, vision config.json, vision state)."""
-    if config.projector_type not in ORIGINAL_PROJECTORS:
+    if not get_projector_spec(config.projector_type).in_original_llava:
+        known = sorted(name for name, spec in PROJECTORS.items() if spec.in_original_llava)
         raise ValueError(
             f"projector_type {config.projector_type!r} has no counterpart in the original LLaVA code "
-            f"(it builds {sorted(ORIGINAL_PROJECTORS)}); keep this model in the convllava format"
+            f"(it builds {known}); keep this model in the convllava format"
         )
     llm: dict[str, torch.Tensor] = {}
     vision: dict[str, torch.Tensor] = {}
