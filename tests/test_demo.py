@@ -13,7 +13,7 @@ import pytest
 from convllava import ConvLlavaProcessor, get_preset
 from convllava.cli.main import main
 from convllava.data import load_records
-from convllava.demo.synthetic import COLORS, draw_scene, generate, make_scene, questions
+from convllava.demo.synthetic import COLORS, draw_scene, drills, generate, make_scene, questions
 from convllava.evaluation.formats import read_benchmark
 from convllava.evaluation.tasks import get_task
 
@@ -25,7 +25,9 @@ def test_generation_is_deterministic_and_complete(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     generate(tmp_path / "c", 6, 3, seed=6)
     assert (tmp_path / "c" / "instruct.jsonl").read_bytes() != (tmp_path / "a" / "instruct.jsonl").read_bytes()
-    assert len(load_records(str(tmp_path / "a" / "instruct.jsonl"))) == 6
+    records = load_records(str(tmp_path / "a" / "instruct.jsonl"))
+    assert len(records) == 6 * 4  # four conversations per training image
+    assert all(r["conversations"][0]["value"].startswith("<image>\n") for r in records)
     for kind in ("vqa", "pope", "refcoco", "text", "detail"):
         assert len(read_benchmark(tmp_path / "a" / "eval" / f"{kind}.jsonl")) == (6 if kind == "vqa" else 3)
 
@@ -49,6 +51,27 @@ def test_boxes_cover_their_shapes_and_answers_match_the_scene():
         present = {(t.color, t.shape) for t in scene.things}
         color, shape = qs["pope"]["question"].removeprefix("Is there a ").removesuffix(" in the image?").split()
         assert ((color, shape) in present) == (qs["pope"]["answer"] == "yes")
+
+
+def test_training_drills_ask_about_every_object_and_no_answer_is_in_an_earlier_turn():
+    rng = random.Random(4)
+    for _ in range(20):
+        scene = make_scene(rng)
+        attributes, rest, *alone = drills(scene, rng)
+        refs = [q for q in rest if q["kind"] == "refcoco"]
+        assert sorted(tuple(q["box"]) for q in refs) == sorted(t.box for t in scene.things)
+        assert len(attributes) == len(scene.things) and {q["kind"] for q in attributes} == {"vqa"}
+        for q in attributes:  # "What color is the circle?" names a unique shape; "What shape is red?" a colour
+            named = q["question"].removesuffix("?").split()[-1]
+            (match,) = [t for t in scene.things if named in (t.shape, t.color)]
+            assert q["answer"] in (match.color, match.shape) and q["answer"] != named
+        # POPE questions stand alone: no expression naming the scene's objects comes before them
+        assert [[q["kind"] for q in group] for group in alone] == [["pope"], ["pope"]]
+        assert sorted(q["kind"] for q in rest) == sorted(["vqa", "text", "detail"] + ["refcoco"] * len(scene.things))
+        present = {(t.color, t.shape) for t in scene.things}
+        for (q,) in alone:
+            color, shape = q["question"].removeprefix("Is there a ").removesuffix(" in the image?").split()
+            assert ((color, shape) in present) == (q["answer"] == "yes")
 
 
 def test_eval_rows_build_the_runner_targets(tmp_path):

@@ -191,3 +191,21 @@ def test_processor_rejects_tokenizer_without_image_token(processor, tokenizer):
     bare = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>")
     with pytest.raises(ValueError, match="add_image_token"):
         ConvLlavaProcessor(processor.image_processor, bare)
+
+
+# --- tokenizer ---------------------------------------------------------------------------------------------
+def test_trained_tokenizer_keeps_each_phrase_as_one_in_vocabulary_token(tmp_path):
+    from convllava.processing import train_tokenizer
+
+    suffix = "\nAnswer the question using a single word or phrase."
+    corpus = [f"What color is the {s}?{suffix} red" for s in ("circle", "square", "dot")] * 30
+    tokenizer = train_tokenizer(corpus, vocab_size=128, phrases=[suffix, "ASSISTANT:"])
+    assert tokenizer.convert_tokens_to_ids("<image>") == 128  # the image token stays outside the vocabulary
+    assert tokenizer.convert_tokens_to_ids(suffix) < 128 and tokenizer.convert_tokens_to_ids("ASSISTANT:") < 128
+    tokenizer.save_pretrained(tmp_path)
+    loaded = type(tokenizer).from_pretrained(tmp_path)
+    tokens = loaded.convert_ids_to_tokens(loaded(f"<image>\nWhat color is the dot?{suffix} ASSISTANT: red").input_ids)
+    assert tokens.count(suffix) == 1 and tokens.count("ASSISTANT:") == 1
+    assert tokens[-1] == "▁red"  # the text after a phrase is pre-tokenised as usual
+    with pytest.raises(ValueError, match="pass fewer phrases"):
+        train_tokenizer(corpus, vocab_size=8, phrases=[f"p{i}" for i in range(6)])

@@ -4,7 +4,8 @@ The demo's deterministic (seeded) multimodal data: scenes of coloured shapes on 
 coloured dot and a small rendered word. From each scene come a caption (stages 1-2) and instruction turns
 (stage 3): short-answer VQA, POPE-style yes/no presence questions, RefCOCO-style referring expressions answered
 with a normalised box, text reading, and small-detail questions. Training data is written in the LLaVA
-conversation format; the held-out splits in the LLaVA eval JSONL format `convllava eval` reads.
+conversation format (several conversations per scene, grouped so no answer leaks from an earlier turn); the
+held-out splits in the LLaVA eval JSONL format `convllava eval` reads, one question of each kind per scene.
 """
 
 from __future__ import annotations
@@ -94,26 +95,57 @@ def box_text(box: tuple[float, ...]) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in box) + "]"
 
 
-def questions(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
-    """Every question kind about one scene: {"kind", "question", "answer", extra fields}."""
+def _attribute(scene: Scene, t: Thing) -> dict[str, Any]:
+    """The colour of a shape that is unique in the scene, else the shape of the (unique) colour."""
+    if sum(x.shape == t.shape for x in scene.things) == 1:
+        return {"kind": "vqa", "question": f"What color is the {t.shape}?", "answer": t.color}
+    return {"kind": "vqa", "question": f"What shape is {t.color}?", "answer": t.shape}
+
+
+def _presence(scene: Scene, rng: random.Random) -> dict[str, Any]:
+    """POPE: half present, half absent (an adversarial near miss: a present shape in an absent colour)."""
     t = rng.choice(scene.things)
     absent_color = rng.choice([c for c in sorted(COLORS) if c not in {x.color for x in scene.things}])
-    if rng.random() < 0.5:  # POPE: half present, half absent (an adversarial near miss: a present shape)
+    if rng.random() < 0.5:
         color, shape, answer = t.color, t.shape, "yes"
     else:
         color, shape, answer = absent_color, t.shape, "no"
-    count = len(scene.things)
+    return {"kind": "pope", "question": f"Is there a {color} {shape} in the image?", "answer": answer,
+            "category": "adversarial" if answer == "no" else "random"}  # fmt: skip
+
+
+def _refer(t: Thing) -> dict[str, Any]:
+    return {"kind": "refcoco", "expression": f"the {t.color} {t.shape}", "box": list(t.box)}
+
+
+def _fixed(scene: Scene) -> list[dict[str, Any]]:
     return [
-        {"kind": "vqa", "question": f"What color is the {t.shape}?" if sum(x.shape == t.shape for x in scene.things) == 1
-         else f"What shape is {t.color}?", "answer": t.color if sum(x.shape == t.shape for x in scene.things) == 1
-         else t.shape},
-        {"kind": "vqa", "question": "How many shapes are there?", "answer": str(count)},
-        {"kind": "pope", "question": f"Is there a {color} {shape} in the image?", "answer": answer,
-         "category": "adversarial" if answer == "no" else "random"},
-        {"kind": "refcoco", "expression": f"the {t.color} {t.shape}", "box": list(t.box)},
+        {"kind": "vqa", "question": "How many shapes are there?", "answer": str(len(scene.things))},
         {"kind": "text", "question": "What word is written in the image?", "answer": scene.word},
         {"kind": "detail", "question": "What color is the small dot?", "answer": scene.dot_color},
-    ]  # fmt: skip
+    ]
+
+
+def questions(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
+    """One question of every kind about one scene (the held-out splits): {"kind", "question", "answer", ...}."""
+    t = rng.choice(scene.things)
+    count, text, detail = _fixed(scene)
+    return [_attribute(scene, t), count, _presence(scene, rng), _refer(t), text, detail]
+
+
+def drills(scene: Scene, rng: random.Random) -> list[list[dict[str, Any]]]:
+    """The training conversations of one scene, each a list of questions: more answers per image than
+    `questions`, on the same kinds and prompts, grouped so that no answer can be read off an earlier turn's
+    text and every kind sometimes opens a conversation (as every held-out question does). Measured: with all
+    kinds in one conversation the model can answer "Is there a red circle?" from an earlier "the red circle";
+    with POPE always first, it answered held-out count and box questions that open a conversation as if they
+    were POPE questions. So: every object's attribute question; count, text, dot and every object's box; and
+    two POPE questions, each alone."""
+    attributes = [_attribute(scene, t) for t in scene.things]
+    rest = [*_fixed(scene), *(_refer(t) for t in scene.things)]
+    rng.shuffle(attributes)
+    rng.shuffle(rest)
+    return [attributes, rest, [_presence(scene, rng)], [_presence(scene, rng)]]
 
 
 def _turn(q: dict[str, Any]) -> tuple[str, str]:
@@ -122,11 +154,22 @@ def _turn(q: dict[str, Any]) -> tuple[str, str]:
     return q["question"] + SHORT, q["answer"]
 
 
+def _conversation(group: list[dict[str, Any]]) -> list[dict[str, str]]:
+    conv = []
+    for k, (question, answer) in enumerate(_turn(q) for q in group):
+        conv += [
+            {"from": "human", "value": ("<image>\n" if k == 0 else "") + question},
+            {"from": "gpt", "value": answer},
+        ]
+    return conv
+
+
 def generate(out: str | Path, n_train: int, n_eval: int, image_size: int = 256, seed: int = 0) -> dict[str, Any]:
     """Write images, `captions.jsonl`, `instruct.jsonl` and `eval/{vqa,pope,refcoco,text,detail}.jsonl`."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
+    train_rng = random.Random(seed + 2)  # apart from `rng`: the scenes and held-out questions do not depend on it
     captions, instruct = [], []
     evals: dict[str, list[dict[str, Any]]] = {k: [] for k in ("vqa", "pope", "refcoco", "text", "detail")}
     for i in tqdm(range(n_train + n_eval), desc="synthetic data", unit="img"):
@@ -137,15 +180,8 @@ def generate(out: str | Path, n_train: int, n_eval: int, image_size: int = 256, 
         if i < n_train:
             captions.append({"id": f"cap{i}", "image": name, "conversations": [
                 {"from": "human", "value": "<image>\nDescribe the image."}, {"from": "gpt", "value": caption(scene)}]})  # fmt: skip
-            turns = [_turn(q) for q in qs]
-            rng.shuffle(turns)
-            conv = []
-            for k, (question, answer) in enumerate(turns):
-                conv += [
-                    {"from": "human", "value": ("<image>\n" if k == 0 else "") + question},
-                    {"from": "gpt", "value": answer},
-                ]
-            instruct.append({"id": f"ins{i}", "image": name, "conversations": conv})
+            for k, group in enumerate(drills(scene, train_rng)):
+                instruct.append({"id": f"ins{i}-{k}", "image": name, "conversations": _conversation(group)})
         else:
             for j, q in enumerate(qs):
                 row = {"question_id": f"{i}-{j}", "image": name, **{k: v for k, v in q.items() if k != "kind"}}
