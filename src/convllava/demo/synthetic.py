@@ -20,16 +20,13 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from ..atomic import write_text_atomic
+from ..evaluation.tasks import REC_PROMPT, SHORT  # the benchmarks' own prompts: training matches evaluation
 
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30),
           "purple": (140, 60, 180)}  # fmt: skip
 SHAPES = ("circle", "square", "triangle")
 WORDS = ("CAT", "DOG", "SUN", "BOX", "CAR", "HAT", "PEN", "CUP")
 CELL_NAMES = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right")
-SHORT = "\nAnswer the question using a single word or phrase."
-REC_PROMPT = ("Bounding box coordinates are specified in the format (top-left x, top-left y, bottom-right x, "
-              "bottom-right y). All values are floating point numbers bounded between 0 and 1. Please provide the "
-              "bounding box coordinate of the region this sentence describes: ")  # fmt: skip
 CANVAS = 256  # scenes are drawn at this size and saved at the requested one
 
 
@@ -176,7 +173,7 @@ def generate(out: str | Path, n_train: int, n_eval: int, image_size: int = 256, 
         scene = make_scene(rng)
         name = f"{i:06d}.png"
         draw_scene(scene, image_size).save(out / "images" / name)
-        qs = questions(scene, rng)
+        qs = questions(scene, rng)  # drawn for training scenes too: later scenes come from the same `rng` stream
         if i < n_train:
             captions.append({"id": f"cap{i}", "image": name, "conversations": [
                 {"from": "human", "value": "<image>\nDescribe the image."}, {"from": "gpt", "value": caption(scene)}]})  # fmt: skip
