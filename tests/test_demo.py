@@ -26,7 +26,7 @@ def test_generation_is_deterministic_and_complete(tmp_path):
     generate(tmp_path / "c", 6, 3, seed=6)
     assert (tmp_path / "c" / "instruct.jsonl").read_bytes() != (tmp_path / "a" / "instruct.jsonl").read_bytes()
     records = load_records(str(tmp_path / "a" / "instruct.jsonl"))
-    assert len(records) == 6 * 4  # four conversations per training image
+    assert len(records) == 6 * 3  # three conversations per training image
     assert all(r["conversations"][0]["value"].startswith("<image>\n") for r in records)
     for kind in ("vqa", "pope", "refcoco", "text", "detail"):
         assert len(read_benchmark(tmp_path / "a" / "eval" / f"{kind}.jsonl")) == (6 if kind == "vqa" else 3)
@@ -57,7 +57,7 @@ def test_training_drills_ask_about_every_object_and_no_answer_is_in_an_earlier_t
     rng = random.Random(4)
     for _ in range(20):
         scene = make_scene(rng)
-        attributes, rest, *alone = drills(scene, rng)
+        attributes, rest, presence = drills(scene, rng)
         refs = [q for q in rest if q["kind"] == "refcoco"]
         assert sorted(tuple(q["box"]) for q in refs) == sorted(t.box for t in scene.things)
         assert len(attributes) == len(scene.things) and {q["kind"] for q in attributes} == {"vqa"}
@@ -65,13 +65,15 @@ def test_training_drills_ask_about_every_object_and_no_answer_is_in_an_earlier_t
             named = q["question"].removesuffix("?").split()[-1]
             (match,) = [t for t in scene.things if named in (t.shape, t.color)]
             assert q["answer"] in (match.color, match.shape) and q["answer"] != named
-        # POPE questions stand alone: no expression naming the scene's objects comes before them
-        assert [[q["kind"] for q in group] for group in alone] == [["pope"], ["pope"]]
         assert sorted(q["kind"] for q in rest) == sorted(["vqa", "text", "detail"] + ["refcoco"] * len(scene.things))
+        # POPE asks about every colour once, in its own conversation (no expression naming an object before it)
         present = {(t.color, t.shape) for t in scene.things}
-        for (q,) in alone:
-            color, shape = q["question"].removeprefix("Is there a ").removesuffix(" in the image?").split()
+        asked = [q["question"].removeprefix("Is there a ").removesuffix(" in the image?").split() for q in presence]
+        assert {q["kind"] for q in presence} == {"pope"} and sorted(c for c, _ in asked) == sorted(COLORS)
+        assert [q["answer"] for q in presence].count("yes") == len(scene.things)
+        for (color, shape), q in zip(asked, presence, strict=True):
             assert ((color, shape) in present) == (q["answer"] == "yes")
+            assert shape in {t.shape for t in scene.things}  # a "no" names a present shape: the adversarial near miss
 
 
 def test_eval_rows_build_the_runner_targets(tmp_path):

@@ -111,6 +111,20 @@ def _presence(scene: Scene, rng: random.Random) -> dict[str, Any]:
             "category": "adversarial" if answer == "no" else "random"}  # fmt: skip
 
 
+def _every_color(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
+    """POPE for each of the five colours once, in random order: a present colour with its own shape ("yes"), an
+    absent one with a present shape ("no", the adversarial near miss). Colours are unique within a scene, so no
+    answer tells another."""
+    by_color = {t.color: t for t in scene.things}
+    qs = []
+    for color in rng.sample(sorted(COLORS), len(COLORS)):
+        shape = by_color[color].shape if color in by_color else rng.choice(scene.things).shape
+        answer = "yes" if color in by_color else "no"
+        qs.append({"kind": "pope", "question": f"Is there a {color} {shape} in the image?", "answer": answer,
+                   "category": "random" if answer == "yes" else "adversarial"})  # fmt: skip
+    return qs
+
+
 def _refer(t: Thing) -> dict[str, Any]:
     return {"kind": "refcoco", "expression": f"the {t.color} {t.shape}", "box": list(t.box)}
 
@@ -136,13 +150,14 @@ def drills(scene: Scene, rng: random.Random) -> list[list[dict[str, Any]]]:
     text and every kind sometimes opens a conversation (as every held-out question does). Measured: with all
     kinds in one conversation the model can answer "Is there a red circle?" from an earlier "the red circle";
     with POPE always first, it answered held-out count and box questions that open a conversation as if they
-    were POPE questions. So: every object's attribute question; count, text, dot and every object's box; and
-    two POPE questions, each alone."""
+    were POPE questions. So three conversations: every object's attribute question; count, text, dot and every
+    object's box; and a POPE question for every colour (measured: POPE F1 0.64 -> 0.91 against two single POPE
+    questions in conversations of their own, at the same steps)."""
     attributes = [_attribute(scene, t) for t in scene.things]
     rest = [*_fixed(scene), *(_refer(t) for t in scene.things)]
     rng.shuffle(attributes)
     rng.shuffle(rest)
-    return [attributes, rest, [_presence(scene, rng)], [_presence(scene, rng)]]
+    return [attributes, rest, _every_color(scene, rng)]
 
 
 def _turn(q: dict[str, Any]) -> tuple[str, str]:
