@@ -13,7 +13,7 @@ import pytest
 from convllava import ConvLlavaProcessor, get_preset
 from convllava.cli.main import main
 from convllava.data import load_records
-from convllava.demo.synthetic import COLORS, draw_scene, drills, generate, make_scene, questions
+from convllava.demo.synthetic import CELL_NAMES, COLORS, caption, draw_scene, drills, generate, make_scene, questions
 from convllava.evaluation.formats import read_benchmark
 from convllava.evaluation.tasks import get_task
 
@@ -51,6 +51,10 @@ def test_boxes_cover_their_shapes_and_answers_match_the_scene():
         present = {(t.color, t.shape) for t in scene.things}
         color, shape = qs["pope"]["question"].removeprefix("Is there a ").removesuffix(" in the image?").split()
         assert ((color, shape) in present) == (qs["pope"]["answer"] == "yes")
+        # the caption names every object in reading order (top left to bottom right), each with its place
+        text = caption(scene)
+        at = [text.index(f"a {t.color} {t.shape} at the {CELL_NAMES[t.cell]}") for t in scene.things]
+        assert [t.cell for _, t in sorted(zip(at, scene.things, strict=True))] == sorted(t.cell for t in scene.things)
 
 
 def test_training_drills_ask_about_every_object_and_no_answer_is_in_an_earlier_turn():

@@ -54,3 +54,24 @@ def test_norm_mlp_centres_each_channel_and_scales_each_image_as_a_whole():
     # per image: an image gives the same features alone or beside others, in training mode too
     assert torch.allclose(proj(features[1:2])[0], proj(features)[1], atol=1e-5)
     assert proj(features).shape == (4, 6, 16)
+
+
+def test_norm_pos_mlp_tells_where_a_token_is():
+    proj = build_projector("norm_pos_mlp2x_gelu", 8, 16)
+    assert [type(m).__name__ for m in proj] == ["ImageFeatureNorm", "GridPosition", "Linear", "GELU", "Linear"]
+    # one object on a 4 x 4 grid, first at the top left, then at the bottom right
+    here, there = torch.zeros(1, 16, 8), torch.zeros(1, 16, 8)
+    here[0, 0], there[0, 15] = torch.arange(8.0), torch.arange(8.0)
+    # with the position term the object's token tells where it is; without it (scale 0), it reads the same
+    assert not torch.allclose(proj(here)[0, 0], proj(there)[0, 15], atol=1e-3)
+    with torch.no_grad():
+        proj[1].scale.zero_()
+    assert torch.allclose(proj(here)[0, 0], proj(there)[0, 15], atol=1e-5)
+    # the embedding is of normalised image coordinates: the same place has one embedding at every grid size
+    two, six = (proj[1].embedding(side, torch.device("cpu"), torch.float32) for side in (2, 6))
+    assert torch.allclose(two[0], six[1 * 6 + 1], atol=1e-5) and torch.allclose(two[3], six[4 * 6 + 4], atol=1e-5)
+    assert torch.cdist(six, six).add(torch.eye(36)).min() > 0.1  # every token of a grid has its own place
+    with pytest.raises(ValueError, match="square grid"):
+        proj(torch.zeros(1, 12, 8))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        build_projector("norm_pos_mlp2x_gelu", 6, 16)

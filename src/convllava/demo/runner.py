@@ -34,7 +34,7 @@ class DemoSize:
     batch_size: int
 
 
-FULL = DemoSize(n_train=3000, n_eval=150, steps=(30, 150, 1500), batch_size=16)
+FULL = DemoSize(n_train=3000, n_eval=150, steps=(30, 400, 1500), batch_size=16)
 QUICK = DemoSize(n_train=300, n_eval=30, steps=(5, 10, 60), batch_size=16)
 #: A system-prompt-free template: the tiny model reads ~40 tokens a question instead of ~190 with vicuna_v1's
 CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} {% else %}ASSISTANT: "
@@ -45,7 +45,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m[
 PHRASES = (SHORT, REC_PROMPT.rstrip(), "USER:", "ASSISTANT:")
 #: The tower starts from random weights: without standardised features the LM learns to ignore the image
 #: (see `ImageFeatureNorm` in models/projectors.py).
-PROJECTOR = "norm_mlp2x_gelu"
+PROJECTOR = "norm_pos_mlp2x_gelu"
 EVAL_SETS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa"}
 
 

@@ -83,7 +83,7 @@ def draw_scene(scene: Scene, size: int) -> Image.Image:
 
 
 def caption(scene: Scene) -> str:
-    parts = [f"a {t.color} {t.shape} at the {CELL_NAMES[t.cell]}" for t in scene.things]
+    parts = [f"a {t.color} {t.shape} at the {CELL_NAMES[t.cell]}" for t in sorted(scene.things, key=lambda t: t.cell)]
     return (f"The picture shows {', '.join(parts)}. A small {scene.dot_color} dot is at the "
             f"{CELL_NAMES[scene.dot_cell]}, and the word {scene.word} is written at the {CELL_NAMES[scene.word_cell]}.")  # fmt: skip
 
