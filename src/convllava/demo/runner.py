@@ -43,8 +43,9 @@ CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m[
 #: The benchmarks' fixed instructions and the template's role words are one token each: a conversation with one
 #: question of each kind costs ~70 tokens instead of ~150, and the LM is most of a step's time.
 PHRASES = (SHORT, REC_PROMPT.rstrip(), "USER:", "ASSISTANT:")
-#: The tower starts from random weights: without standardised features the LM learns to ignore the image
-#: (see `ImageFeatureNorm` in models/projectors.py).
+#: The tower starts from random weights: without standardised features the LM learns to ignore the image, and
+#: without each token's place it cannot say where an object is (`ImageFeatureNorm`, `GridPosition` in
+#: models/projectors.py).
 PROJECTOR = "norm_pos_mlp2x_gelu"
 EVAL_SETS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa"}
 

@@ -73,8 +73,8 @@ class GridPosition(nn.Module):
     is there, not where. A pretrained ConvNeXt has learnt absolute position from its zero padding; a tower
     trained from random weights has not, and its language model could not say where an object was (measured in
     the demo: the box of a uniquely coloured object in the wrong grid cell for half the held-out expressions,
-    while it knew which colours were present, POPE F1 0.99). Needs a square grid, as ConvLLaVA's square images
-    give.
+    while it knew which colours were present, POPE F1 0.99; with this embedding Acc@0.5 went from 0.44 to 0.63).
+    Needs a square grid of patch tokens, as ConvLLaVA's square images give (no CLS token).
     """
 
     def __init__(self, channels: int) -> None:
@@ -96,7 +96,10 @@ class GridPosition(nn.Module):
         n = features.shape[1]
         side = math.isqrt(n)
         if side * side != n:
-            raise ValueError(f"GridPosition needs a square grid of visual tokens, got {n}; resize images to a square")
+            raise ValueError(
+                f"GridPosition needs a square grid of visual tokens, got {n}: use square images and patch tokens only "
+                "(vision_feature_select='patch'), or a projector without position (norm_mlp2x_gelu)"
+            )
         return features + self.scale * self.embedding(side, features.device, features.dtype)
 
 
