@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic, write_text_atomic
+from ..evaluation.tasks import REC_PROMPT, SHORT
 from .checks import image_dependence
-from .synthetic import REC_PROMPT, SHORT, generate
+from .synthetic import generate
 
 logger = logging.getLogger(__name__)
 

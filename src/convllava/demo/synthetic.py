@@ -104,11 +104,8 @@ def _presence(scene: Scene, rng: random.Random) -> dict[str, Any]:
     t = rng.choice(scene.things)
     absent_color = rng.choice([c for c in sorted(COLORS) if c not in {x.color for x in scene.things}])
     if rng.random() < 0.5:
-        color, shape, answer = t.color, t.shape, "yes"
-    else:
-        color, shape, answer = absent_color, t.shape, "no"
-    return {"kind": "pope", "question": f"Is there a {color} {shape} in the image?", "answer": answer,
-            "category": "adversarial" if answer == "no" else "random"}  # fmt: skip
+        return _pope(t.color, t.shape, present=True)
+    return _pope(absent_color, t.shape, present=False)
 
 
 def _every_color(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
@@ -119,10 +116,19 @@ def _every_color(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
     qs = []
     for color in rng.sample(sorted(COLORS), len(COLORS)):
         shape = by_color[color].shape if color in by_color else rng.choice(scene.things).shape
-        answer = "yes" if color in by_color else "no"
-        qs.append({"kind": "pope", "question": f"Is there a {color} {shape} in the image?", "answer": answer,
-                   "category": "random" if answer == "yes" else "adversarial"})  # fmt: skip
+        qs.append(_pope(color, shape, present=color in by_color))
     return qs
+
+
+def _pope(color: str, shape: str, present: bool) -> dict[str, Any]:
+    """One POPE question; a "no" is filed as adversarial (it names a shape that is in the image)."""
+    answer, category = ("yes", "random") if present else ("no", "adversarial")
+    return {
+        "kind": "pope",
+        "question": f"Is there a {color} {shape} in the image?",
+        "answer": answer,
+        "category": category,
+    }
 
 
 def _refer(t: Thing) -> dict[str, Any]:
