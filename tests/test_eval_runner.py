@@ -113,6 +113,9 @@ def test_bad_inputs_get_clear_errors(tmp_path, pipeline, pope_parquet):
     (tmp_path / "a.csv").write_text("x")
     with pytest.raises(ValueError, match="unknown benchmark format"):
         read_benchmark(tmp_path / "a.csv")
+    (tmp_path / "b.jsonl").write_text('{"question_id": 1}\n{"question_id": 2,\n')
+    with pytest.raises(ValueError, match=r"b\.jsonl:2 is not valid JSON"):
+        read_benchmark(tmp_path / "b.jsonl")
 
 
 def test_cli_eval_score_and_report(tmp_path, pope_parquet, saved_tiny, capsys):

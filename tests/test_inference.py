@@ -111,6 +111,14 @@ def test_generate_file_needs_ids(pipeline, tmp_path):
         generate_file(pipeline, source, tmp_path / "a.jsonl")
 
 
+def test_generate_file_names_the_line_that_is_not_json(pipeline, tmp_path):
+    source = tmp_path / "q.jsonl"
+    source.write_text(json.dumps({"id": "q1", "question": "Hi?"}) + "\n\n{not json\n")
+    with pytest.raises(ValueError, match=r"q\.jsonl:3 is not valid JSON"):
+        generate_file(pipeline, source, tmp_path / "a.jsonl")
+    assert not (tmp_path / "a.jsonl").exists()  # checked before anything is written
+
+
 def test_terminal_chat_streams_and_saves(saved, pipeline, image_files, tmp_path):
     from convllava.cli.generate import run_chat
 

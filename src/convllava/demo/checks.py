@@ -12,26 +12,28 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .synthetic import SHORT
+from .synthetic import EVAL_TASKS
 
 
 def image_dependence(pipeline: Any, data: Path, kinds: tuple[str, ...] = ("vqa", "pope", "text"),
                      per_kind: int = 20) -> dict[str, float]:  # fmt: skip
-    """{"own_image_nll", "other_image_nll", "answers"} over the first `per_kind` rows of each held-out set."""
+    """{"own_image_nll", "other_image_nll", "answers"} over the first `per_kind` rows of each held-out set, each
+    asked with the prompt of the task that evaluates it."""
+    from ..evaluation.tasks import get_task
     from ..inference.pipeline import as_request
 
     rows = []
     for kind in kinds:
         lines = (data / "eval" / f"{kind}.jsonl").read_text().splitlines()[:per_kind]
-        rows += [json.loads(line) for line in lines]
+        rows += [(get_task(EVAL_TASKS[kind]).prompt, json.loads(line)) for line in lines]
     if len(rows) < 2:
         raise ValueError(f"image_dependence needs at least 2 held-out rows in {data / 'eval'}")
     totals = {"own": [0.0, 0], "other": [0.0, 0]}
-    for i, row in enumerate(rows):
-        other = rows[(i + 1) % len(rows)]["image"]
-        other = other if other != row["image"] else rows[(i + 2) % len(rows)]["image"]
+    for i, (prompt, row) in enumerate(rows):
+        other = rows[(i + 1) % len(rows)][1]["image"]
+        other = other if other != row["image"] else rows[(i + 2) % len(rows)][1]["image"]
         for key, image in (("own", row["image"]), ("other", other)):
-            request = as_request(row["question"] + SHORT, [str(data / "images" / image)])
+            request = as_request(prompt(row), [str(data / "images" / image)])
             logprob, tokens, _ = pipeline.loglikelihood(request, " " + row["answer"])
             totals[key][0] -= logprob
             totals[key][1] += tokens

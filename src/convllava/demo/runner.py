@@ -20,7 +20,7 @@ from typing import Any
 from ..atomic import write_json_atomic, write_text_atomic
 from ..evaluation.tasks import REC_PROMPT, SHORT
 from .checks import image_dependence
-from .synthetic import generate
+from .synthetic import EVAL_TASKS, generate
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ PHRASES = (SHORT, REC_PROMPT.rstrip(), "USER:", "ASSISTANT:")
 #: without each token's place it cannot say where an object is (`ImageFeatureNorm`, `GridPosition` in
 #: models/projectors.py).
 PROJECTOR = "norm_pos_mlp2x_gelu"
-EVAL_SETS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa"}
 
 
 def _done(path: Path) -> bool:
@@ -204,7 +203,7 @@ def run_demo(output: str | Path = "runs/demo", quick: bool = False, ablation: st
     tokenizer = _tokenizer(out, json.loads((data / "corpus.json").read_text()))
     timings.update(_train_stages(out, data, tokenizer, size, "convllava-tiny"))
     t0 = time.perf_counter()
-    scores = _evaluate(out / "stage3", data, out / "eval", EVAL_SETS)
+    scores = _evaluate(out / "stage3", data, out / "eval", EVAL_TASKS)
     timings["evaluation"] = round(time.perf_counter() - t0, 1)
     results: dict[str, Any] = {"command": "convllava demo" + (" --quick" if quick else "")
                                + (f" --ablation {ablation}" if ablation else ""), "scores": scores,
@@ -223,7 +222,7 @@ def _ablation(out: Path, data: Path, tokenizer: Path, size: DemoSize, scores: di
     """The 4-stage tower at 128 px against the 5-stage one at 256 px: both give 4 x 4 = 16 visual tokens."""
     low = out / "ablation-4stage-128"
     _train_stages(low, data, tokenizer, size, "convllava-tiny-4stage")
-    low_scores = _evaluate(low / "stage3", data, low / "eval", {"text": "textvqa", "detail": "textvqa"})
+    low_scores = _evaluate(low / "stage3", data, low / "eval", {k: EVAL_TASKS[k] for k in ("text", "detail")})
     rows = []
     for model, side, got in (("5-stage ConvNeXt (convllava-tiny)", 256, scores),
                              ("4-stage ConvNeXt (convllava-tiny-4stage)", 128, low_scores)):  # fmt: skip
@@ -234,10 +233,11 @@ def _ablation(out: Path, data: Path, tokenizer: Path, size: DemoSize, scores: di
 
 def _chat_sample(out: Path, data: Path) -> dict[str, str]:
     from .. import load
+    from ..evaluation.tasks import get_task
 
     row = json.loads((data / "eval" / "text.jsonl").read_text().splitlines()[0])
     image = data / "images" / row["image"]
     pipeline = load(str(out / "stage3"))
-    answer = pipeline.chat(row["question"] + SHORT, [str(image)], max_new_tokens=8)
+    answer = pipeline.chat(get_task(EVAL_TASKS["text"]).prompt(row), [str(image)], max_new_tokens=8)
     print(f"[demo] image: {image}\n[demo] Q: {row['question']}\n[demo] A: {answer}", flush=True)
     return {"image": str(image), "question": row["question"], "answer": answer, "expected": row["answer"]}

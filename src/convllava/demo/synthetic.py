@@ -28,6 +28,8 @@ SHAPES = ("circle", "square", "triangle")
 WORDS = ("CAT", "DOG", "SUN", "BOX", "CAR", "HAT", "PEN", "CUP")
 CELL_NAMES = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right")
 CANVAS = 256  # scenes are drawn at this size and saved at the requested one
+#: Each held-out split (`eval/<name>.jsonl`) -> the benchmark task that asks and scores it.
+EVAL_TASKS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa"}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..jsonl import iter_jsonl
 from ..processing.image_io import load_image, load_image_bytes
 
 ID_FIELDS = ("question_id", "questionId", "index", "id", "qid")
@@ -90,20 +91,12 @@ def _read_tsv(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        data = json.loads(text)
+        data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):  # {id: row} files, as MM-Vet ships
             data = [{"question_id": k, **v} for k, v in data.items()]
         return list(data)
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number} is not valid JSON ({err})") from None
-    return rows
+    return [row for _, row in iter_jsonl(path)]
 
 
 def read_benchmark(path: str | Path, split: str | None = None) -> list[dict[str, Any]]:

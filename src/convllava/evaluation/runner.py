@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..atomic import write_text_atomic
 from ..inference.batch import answered_ids
 from ..inference.pipeline import ConvLlavaPipeline, as_request
+from ..jsonl import iter_jsonl
 from ..processing import ImageLoadError, TemplateError
 from .formats import doc_id, read_benchmark
 from .judge import Judge
@@ -37,7 +38,7 @@ def _append(handle, row: dict[str, Any]) -> None:
 def _read_jsonl(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
-    return {str(r["id"]): r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r}
+    return {str(r["id"]): r for _, r in iter_jsonl(path) if r}
 
 
 def _prepare(task: Task, doc: dict[str, Any], image_folder: Any, options: dict[str, Any]) -> tuple[str, list, dict]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..jsonl import iter_jsonl
 from ..processing import ImageLoadError, TemplateError
 from .pipeline import ConvLlavaPipeline, Request, as_request
 
@@ -40,18 +41,10 @@ def answered_ids(output: Path) -> set[str]:
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{number} is not valid JSON ({err})") from None
-                if "id" not in row:
-                    raise ValueError(
-                        f"{path}:{number} has no 'id'; every question needs one (answers are matched by id)"
-                    )
-                yield row
+    for number, row in iter_jsonl(path):
+        if "id" not in row:
+            raise ValueError(f"{path}:{number} has no 'id'; every question needs one (answers are matched by id)")
+        yield row
 
 
 def _to_request(row: dict[str, Any], image_folder: Path | None) -> Request:
