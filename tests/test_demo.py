@@ -89,6 +89,29 @@ def test_eval_rows_build_the_runner_targets(tmp_path):
     assert target["bbox"] == row["box"] and target["width"] == 256
 
 
+def test_vqa_scores_split_by_question_category_with_the_benchmark_scorer(tmp_path):
+    from convllava.demo.checks import scores_by_category
+    from convllava.evaluation.runner import score_predictions
+
+    generate(tmp_path, 0, 12, seed=2)
+    rows = read_benchmark(tmp_path / "eval" / "vqa.jsonl")
+    expected = {"How many": "count", "What color": "color of a shape", "What shape": "shape of a color"}
+    assert all(r["category"] == next(c for q, c in expected.items() if r["question"].startswith(q)) for r in rows)
+    predictions = [  # counts answered right, attributes wrong
+        {"id": r["question_id"], "prediction": r["answer"] if r["category"] == "count" else "no idea",
+         "target": {"answers": r["answers"]}}
+        for r in rows
+    ]  # fmt: skip
+    (tmp_path / "out" / "vqa").mkdir(parents=True)
+    (tmp_path / "out" / "vqa" / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
+    parts = scores_by_category(tmp_path, tmp_path / "out", "vqa")
+    assert parts["count"] == {"n": 12, "accuracy": 1.0}
+    assert {c: v["accuracy"] for c, v in parts.items() if c != "count"} == dict.fromkeys(set(parts) - {"count"}, 0.0)
+    assert sum(v["n"] for v in parts.values()) == len(rows) == 24
+    overall = score_predictions("textvqa", predictions)["accuracy"]
+    assert overall == pytest.approx(sum(v["n"] * v["accuracy"] for v in parts.values()) / len(rows))
+
+
 def test_ablation_presets_give_the_same_visual_tokens(tokenizer):
     for name, side in (("convllava-tiny", 256), ("convllava-tiny-4stage", 128)):
         processor = ConvLlavaProcessor.from_model_config(get_preset(name), tokenizer)
@@ -110,7 +133,9 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     for name in ("report.md", "plot.png", "stage3/model.safetensors", "eval/pope/results.json"):
         assert (out / name).exists(), name
-    assert results["sample"]["image"].endswith(".png") and "A:" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert results["sample"]["image"].endswith(".png") and "A:" in report and "VQA accuracy by question" in report
+    assert sum(v["n"] for v in results["scores"]["vqa_by_category"].values()) == 2 * 30  # two questions per scene
     stamp = (out / "stage3" / "model.safetensors").stat().st_mtime
     assert main(["demo", "--quick", "--output", str(out)]) == 0  # resumes: nothing is trained again
     assert (out / "stage3" / "model.safetensors").stat().st_mtime == stamp

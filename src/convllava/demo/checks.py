@@ -1,14 +1,17 @@
 """checks.py
 
-Does a trained model read its image? `image_dependence` scores held-out answers twice -- with the question's own
-image and with another scene's -- and reports the mean negative log-likelihood per answer token of both. A
-model that ignores the image gives equal numbers (the failure the demo's first versions had); the gap is how much
-the image tells it.
+What the demo's headline scores do not show. `image_dependence`: does a trained model read its image? It scores
+held-out answers twice -- with the question's own image and with another scene's -- and reports the mean negative
+log-likelihood per answer token of both. A model that ignores the image gives equal numbers (the failure the
+demo's first versions had); the gap is how much the image tells it. `scores_by_category`: a held-out score split
+by the kind of question (VQA: counting, the colour of a shape, the shape of a colour), each part scored by the
+benchmark's own scorer.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +43,18 @@ def image_dependence(pipeline: Any, data: Path, kinds: tuple[str, ...] = ("vqa",
     result: dict[str, Any] = {f"{k}_image_nll": round(v[0] / v[1], 4) for k, v in totals.items()}
     result["answers"] = len(rows)
     return result
+
+
+def scores_by_category(data: Path, eval_dir: Path, name: str = "vqa") -> dict[str, dict[str, Any]]:
+    """{category: {"n", <the task's metrics>}} for the saved predictions of held-out set `name`, split by each
+    row's `category` field (rows without one fall under "all")."""
+    from ..evaluation.runner import saved_rows, score_predictions
+    from ..jsonl import iter_jsonl
+
+    category = {
+        str(row["question_id"]): row.get("category", "all") for _, row in iter_jsonl(data / "eval" / f"{name}.jsonl")
+    }
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in saved_rows(eval_dir / name):
+        groups[category[str(row["id"])]].append(row)
+    return {c: {"n": len(rows), **score_predictions(EVAL_TASKS[name], rows)} for c, rows in sorted(groups.items())}

@@ -97,8 +97,9 @@ def box_text(box: tuple[float, ...]) -> str:
 def _attribute(scene: Scene, t: Thing) -> dict[str, Any]:
     """The colour of a shape that is unique in the scene, else the shape of the (unique) colour."""
     if sum(x.shape == t.shape for x in scene.things) == 1:
-        return {"kind": "vqa", "question": f"What color is the {t.shape}?", "answer": t.color}
-    return {"kind": "vqa", "question": f"What shape is {t.color}?", "answer": t.shape}
+        return {"kind": "vqa", "category": "color of a shape", "question": f"What color is the {t.shape}?",
+                "answer": t.color}  # fmt: skip
+    return {"kind": "vqa", "category": "shape of a color", "question": f"What shape is {t.color}?", "answer": t.shape}
 
 
 def _presence(scene: Scene, rng: random.Random) -> dict[str, Any]:
@@ -139,7 +140,12 @@ def _refer(t: Thing) -> dict[str, Any]:
 
 def _fixed(scene: Scene) -> list[dict[str, Any]]:
     return [
-        {"kind": "vqa", "question": "How many shapes are there?", "answer": str(len(scene.things))},
+        {
+            "kind": "vqa",
+            "category": "count",
+            "question": "How many shapes are there?",
+            "answer": str(len(scene.things)),
+        },
         {"kind": "text", "question": "What word is written in the image?", "answer": scene.word},
         {"kind": "detail", "question": "What color is the small dot?", "answer": scene.dot_color},
     ]
