@@ -112,6 +112,24 @@ def test_vqa_scores_split_by_question_category_with_the_benchmark_scorer(tmp_pat
     assert overall == pytest.approx(sum(v["n"] * v["accuracy"] for v in parts.values()) / len(rows))
 
 
+def test_report_shows_the_vqa_split_and_the_ablation_against_chance(tmp_path):
+    from convllava.demo.runner import _report
+
+    dependence = {"own_image_nll": 0.8, "other_image_nll": 3.5, "answers": 60}
+    results = {
+        "command": "convllava demo --ablation resolution", "seconds": 700.0, "timings": {"data": 7.0},
+        "headline": {"vqa accuracy": 0.8}, "sample": {"image": "x.png", "question": "Q?", "answer": "a", "expected": "b"},
+        "scores": {"image_dependence": dependence, "vqa_by_category": {"count": {"n": 150, "accuracy": 0.98},
+                                                                       "shape of a color": {"n": 44, "accuracy": 0.5}}},
+        "ablation": {"rows": [{"model": "5-stage", "image_size": 256, "tokens": 16, "text": 0.09, "detail": 0.22,
+                               **dependence}]},
+    }  # fmt: skip
+    lines = _report(tmp_path, results).splitlines()
+    assert "count 0.980 (150), shape of a color 0.500 (44)." in next(line for line in lines if "VQA accuracy" in line)
+    chance = next(line for line in lines if line.startswith("| chance"))
+    assert "8 words / 5 colours" in chance and "| 0.125 | 0.200 |" in chance
+
+
 def test_ablation_presets_give_the_same_visual_tokens(tokenizer):
     for name, side in (("convllava-tiny", 256), ("convllava-tiny-4stage", 128)):
         processor = ConvLlavaProcessor.from_model_config(get_preset(name), tokenizer)
@@ -134,7 +152,7 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     for name in ("report.md", "plot.png", "stage3/model.safetensors", "eval/pope/results.json"):
         assert (out / name).exists(), name
     report = (out / "report.md").read_text()
-    assert results["sample"]["image"].endswith(".png") and "A:" in report and "VQA accuracy by question" in report
+    assert results["sample"]["image"].endswith(".png") and "A:" in report and "VQA accuracy by kind" in report
     assert sum(v["n"] for v in results["scores"]["vqa_by_category"].values()) == 2 * 30  # two questions per scene
     stamp = (out / "stage3" / "model.safetensors").stat().st_mtime
     assert main(["demo", "--quick", "--output", str(out)]) == 0  # resumes: nothing is trained again

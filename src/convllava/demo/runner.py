@@ -159,7 +159,7 @@ def _report(out: Path, results: dict[str, Any]) -> str:
     parts = results["scores"].get("vqa_by_category", {})
     if parts:
         shown = ", ".join(f"{c} {v['accuracy']:.3f} ({v['n']})" for c, v in parts.items())
-        lines += ["", f"VQA accuracy by question (count of each): {shown}."]
+        lines += ["", f"VQA accuracy by kind of question (number of questions): {shown}."]
     dep = results["scores"]["image_dependence"]
     lines += ["", f"Does it read the image? Held-out answer NLL per token: {dep['own_image_nll']:.3f} with the "
               f"question's own image, {dep['other_image_nll']:.3f} with another scene's ({dep['answers']} answers)."]  # fmt: skip
