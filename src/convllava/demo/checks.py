@@ -10,11 +10,12 @@ benchmark's own scorer.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import iter_jsonl
 from .synthetic import EVAL_TASKS
 
 
@@ -27,8 +28,8 @@ def image_dependence(pipeline: Any, data: Path, kinds: tuple[str, ...] = ("vqa",
 
     rows = []
     for kind in kinds:
-        lines = (data / "eval" / f"{kind}.jsonl").read_text().splitlines()[:per_kind]
-        rows += [(get_task(EVAL_TASKS[kind]).prompt, json.loads(line)) for line in lines]
+        prompt = get_task(EVAL_TASKS[kind]).prompt
+        rows += [(prompt(row), row) for _, row in islice(iter_jsonl(data / "eval" / f"{kind}.jsonl"), per_kind)]
     if len(rows) < 2:
         raise ValueError(f"image_dependence needs at least 2 held-out rows in {data / 'eval'}")
     totals = {"own": [0.0, 0], "other": [0.0, 0]}
@@ -36,7 +37,7 @@ def image_dependence(pipeline: Any, data: Path, kinds: tuple[str, ...] = ("vqa",
         other = rows[(i + 1) % len(rows)][1]["image"]
         other = other if other != row["image"] else rows[(i + 2) % len(rows)][1]["image"]
         for key, image in (("own", row["image"]), ("other", other)):
-            request = as_request(prompt(row), [str(data / "images" / image)])
+            request = as_request(prompt, [str(data / "images" / image)])
             logprob, tokens, _ = pipeline.loglikelihood(request, " " + row["answer"])
             totals[key][0] -= logprob
             totals[key][1] += tokens
@@ -49,7 +50,6 @@ def scores_by_category(data: Path, eval_dir: Path, name: str = "vqa") -> dict[st
     """{category: {"n", <the task's metrics>}} for the saved predictions of held-out set `name`, split by each
     row's `category` field (rows without one fall under "all")."""
     from ..evaluation.runner import saved_rows, score_predictions
-    from ..jsonl import iter_jsonl
 
     category = {
         str(row["question_id"]): row.get("category", "all") for _, row in iter_jsonl(data / "eval" / f"{name}.jsonl")

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..atomic import write_json_atomic, write_text_atomic
 from ..evaluation.tasks import REC_PROMPT, SHORT
+from ..jsonl import iter_jsonl
 from .checks import image_dependence, scores_by_category
 from .synthetic import COLORS, EVAL_TASKS, WORDS, generate
 
@@ -244,7 +245,7 @@ def _chat_sample(out: Path, data: Path) -> dict[str, str]:
     from .. import load
     from ..evaluation.tasks import get_task
 
-    row = json.loads((data / "eval" / "text.jsonl").read_text().splitlines()[0])
+    _, row = next(iter_jsonl(data / "eval" / "text.jsonl"))
     image = data / "images" / row["image"]
     pipeline = load(str(out / "stage3"))
     answer = pipeline.chat(get_task(EVAL_TASKS["text"]).prompt(row), [str(image)], max_new_tokens=8)
