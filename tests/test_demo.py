@@ -112,6 +112,48 @@ def test_vqa_scores_split_by_question_category_with_the_benchmark_scorer(tmp_pat
     assert overall == pytest.approx(sum(v["n"] * v["accuracy"] for v in parts.values()) / len(rows))
 
 
+def _predictions(rows: list[dict], name: str, right: list[bool]) -> list[dict]:
+    """Saved-prediction rows as the evaluation runner writes them, right or wrong as asked."""
+    from convllava.demo.synthetic import box_text
+
+    out = []
+    for r, ok in zip(rows, right, strict=True):
+        if name == "refcoco":  # a wrong box is moved by 0.2 in x and y: IoU well under 0.5
+            target = {"bbox": r["box"], "width": 256, "height": 256, "frame": "original"}
+            prediction = box_text(r["box"] if ok else [min(v + 0.2, 1.0) for v in r["box"]])
+        elif name == "pope":
+            target = {"answer": r["answer"], "category": r["category"]}
+            prediction = r["answer"] if ok else {"yes": "no", "no": "yes"}[r["answer"]]
+        else:
+            target, prediction = {"answers": r["answers"]}, r["answer"] if ok else "no idea"
+        out.append({"id": r["question_id"], "prediction": prediction, "target": target})
+    return out
+
+
+def test_every_question_about_one_image_is_graded_by_its_benchmarks_scorer(tmp_path):
+    from convllava.demo.checks import answers_for_image
+    from convllava.demo.synthetic import EVAL_TASKS
+
+    generate(tmp_path, 0, 6, seed=4)
+    expected_right = {}
+    for name in EVAL_TASKS:
+        rows = read_benchmark(tmp_path / "eval" / f"{name}.jsonl")
+        # POPE all right: a right "no" must count as right although a one-row F1 of it is 0
+        right = [True] * len(rows) if name == "pope" else [i % 2 == 0 for i in range(len(rows))]
+        (tmp_path / "out" / name).mkdir(parents=True)
+        lines = "".join(json.dumps(p) + "\n" for p in _predictions(rows, name, right))
+        (tmp_path / "out" / name / "predictions.jsonl").write_text(lines)
+        expected_right[name] = sum(right)
+    images = sorted({r["image"] for r in read_benchmark(tmp_path / "eval" / "text.jsonl")})
+    turns = {image: answers_for_image(tmp_path, tmp_path / "out", image) for image in images}
+    assert [t["set"] for t in turns[images[0]]] == ["vqa", "vqa", "pope", "refcoco", "text", "detail"]
+    assert turns[images[0]][3]["question"].startswith("the ") and turns[images[0]][3]["expected"].startswith("[")
+    for name, count in expected_right.items():
+        graded = [t for ts in turns.values() for t in ts if t["set"] == name]
+        assert sum(t["right"] for t in graded) == count, name
+    assert any(t["expected"] == "no" and t["right"] for ts in turns.values() for t in ts if t["set"] == "pope")
+
+
 def test_report_shows_the_vqa_split_and_the_ablation_against_chance(tmp_path):
     from convllava.demo.runner import _report
 
@@ -154,6 +196,9 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert results["sample"]["image"].endswith(".png") and "A:" in report and "VQA accuracy by kind" in report
     assert sum(v["n"] for v in results["scores"]["vqa_by_category"].values()) == 2 * 30  # two questions per scene
+    evaluated = results["sample"]["evaluated"]  # the sample image's six held-out questions, graded
+    assert [t["set"] for t in evaluated] == ["vqa", "vqa", "pope", "refcoco", "text", "detail"]
+    assert "| set | question | answer | expected | right |" in report
     stamp = (out / "stage3" / "model.safetensors").stat().st_mtime
     assert main(["demo", "--quick", "--output", str(out)]) == 0  # resumes: nothing is trained again
     assert (out / "stage3" / "model.safetensors").stat().st_mtime == stamp

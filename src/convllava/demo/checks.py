@@ -5,7 +5,8 @@ held-out answers twice -- with the question's own image and with another scene's
 log-likelihood per answer token of both. A model that ignores the image gives equal numbers (the failure the
 demo's first versions had); the gap is how much the image tells it. `scores_by_category`: a held-out score split
 by the kind of question (VQA: counting, the colour of a shape, the shape of a colour), each part scored by the
-benchmark's own scorer.
+benchmark's own scorer. `answers_for_image`: every held-out question about one image with the evaluation's answer
+and whether the benchmark's scorer counts it right (the report's sample, beside its one chat answer).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..jsonl import iter_jsonl
-from .synthetic import EVAL_TASKS
+from .synthetic import EVAL_TASKS, box_text
+
+#: The metric that grades one question of each held-out task right (1) or wrong (0); POPE's headline F1 does not.
+ROW_METRIC = {"textvqa": "accuracy", "pope": "accuracy", "refcoco": "acc@0.5"}
 
 
 def image_dependence(pipeline: Any, data: Path, kinds: tuple[str, ...] = ("vqa", "pope", "text"),
@@ -58,3 +62,25 @@ def scores_by_category(data: Path, eval_dir: Path, name: str = "vqa") -> dict[st
     for row in saved_rows(eval_dir / name):
         groups[category[str(row["id"])]].append(row)
     return {c: {"n": len(rows), **score_predictions(EVAL_TASKS[name], rows)} for c, rows in sorted(groups.items())}
+
+
+def answers_for_image(data: Path, eval_dir: Path, image: str) -> list[dict[str, Any]]:
+    """[{"set", "question", "answer", "expected", "right"}] for every held-out question about `image`, from the
+    evaluation's saved predictions in `eval_dir`, in the order of `EVAL_TASKS`."""
+    from ..evaluation.runner import saved_rows, score_predictions
+
+    turns = []
+    for name, task in EVAL_TASKS.items():
+        asked = {
+            str(r["question_id"]): r for _, r in iter_jsonl(data / "eval" / f"{name}.jsonl") if r["image"] == image
+        }
+        for row in saved_rows(eval_dir / name):
+            if (q := asked.get(str(row["id"]))) is None:
+                continue
+            right = score_predictions(task, [row])[ROW_METRIC[task]] == 1.0
+            question, expected = (
+                (q["question"], q["answer"]) if "question" in q else (q["expression"], box_text(q["box"]))
+            )
+            turns.append({"set": name, "question": question, "answer": row["prediction"], "expected": expected,
+                          "right": right})  # fmt: skip
+    return turns
