@@ -148,7 +148,11 @@ def _records(config: TrainConfig) -> list:
 
 
 def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any] | None = None) -> Path:
-    """Train one stage; return the output folder. `callbacks`: extra `TrainerCallback`s."""
+    """Train one stage; return the output folder. `callbacks`: extra `TrainerCallback`s.
+
+    The process group that the Trainer opens under torchrun stays open, so that the next stage can run in the same
+    process; call `torch.distributed.destroy_process_group()` after the last one (`convllava train` does).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     set_seed(config.seed)
     model, processor = load_model_and_processor(config)
