@@ -159,3 +159,30 @@ def test_save_load_round_trip_gives_equal_logits(tiny_model, processor, images, 
 
 def test_sdpa_attention_is_the_default(tiny_model):
     assert tiny_model.config.text_config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("projector_type", ["pooler", "ldpnetv2"])
+def test_token_pooling_projectors_run_the_whole_model(tiny_config, tokenizer, images, projector_type, tmp_path):
+    from convllava import ConvLlavaProcessor
+
+    config = tiny_config.__class__.from_dict({**tiny_config.to_dict(), "projector_type": projector_type})
+    config.image_resize_mode = "native"
+    torch.manual_seed(0)
+    model = ConvLlavaForConditionalGeneration(config).eval()
+    processor = ConvLlavaProcessor.from_model_config(config, tokenizer)
+    wide = random_image(256, 512, seed=4)  # a 4 x 8 feature grid
+    expected = {"pooler": 2 * 4, "ldpnetv2": 144}[projector_type]
+    assert processor.num_image_tokens(256, 512) == model.model.num_image_tokens(256, 512) == expected
+    inputs = processor(text=[_prompt(processor, "What is it?")], images=[wide])
+    assert (inputs["input_ids"] == config.image_token_id).sum() == expected
+    with torch.no_grad():
+        assert [f.shape[0] for f in model.get_image_features(inputs["pixel_values"], inputs["image_sizes"])] == [
+            expected
+        ]
+    assert torch.equal(_greedy(model, inputs), _greedy(model, inputs, use_cache=False))
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    reloaded = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert reloaded.config.projector_type == projector_type
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, reloaded(**inputs).logits)

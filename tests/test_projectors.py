@@ -75,3 +75,73 @@ def test_norm_pos_mlp_tells_where_a_token_is():
         proj(torch.zeros(1, 12, 8))
     with pytest.raises(ValueError, match="divisible by 4"):
         build_projector("norm_pos_mlp2x_gelu", 6, 16)
+
+
+class _OriginalPooler(nn.Module):
+    """LLaVA-NeXT's `PoolerProjector.forward`, as its code reshapes the tokens (a square grid)."""
+
+    def __init__(self, in_dim, out_dim, hw):
+        super().__init__()
+        self.hw = hw
+        self.conv_pool = nn.Conv2d(in_dim, out_dim, kernel_size=2, stride=2)
+        self.proj = nn.Sequential(nn.GELU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, x):
+        x = x.view(x.shape[0], self.hw, self.hw, -1).permute(0, 3, 1, 2)
+        return self.proj(self.conv_pool(x).flatten(2).transpose(1, 2))
+
+
+class _OriginalLDPv2(nn.Module):
+    """MobileVLM V2's `LDPNetV2Projector`: FeatureIRLayer, TokenDownLayer((12, 12)), PosInjectLayer."""
+
+    def __init__(self, in_dim, out_dim):
+        super().__init__()
+        self.mlp = nn.Module()
+        self.mlp.mlp = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+        self.peg = nn.Module()
+        self.peg.peg = nn.Sequential(nn.Conv2d(out_dim, out_dim, 3, 1, 1, bias=True, groups=out_dim))
+
+    def forward(self, x):
+        x = self.mlp.mlp(x)
+        b, n, _ = x.shape
+        h = int(n**0.5)
+        x = nn.functional.adaptive_avg_pool2d(x.permute(0, 2, 1).reshape(b, -1, h, h), (12, 12))
+        x = x.flatten(2).transpose(1, 2)
+        cnn = x.transpose(1, 2).reshape(b, x.shape[-1], 12, 12)
+        return (self.peg.peg(cnn) + cnn).flatten(2).transpose(1, 2)
+
+
+@pytest.mark.parametrize(("name", "original"), [("pooler", lambda: _OriginalPooler(12, 16, 6)),
+                                                 ("ldpnetv2", lambda: _OriginalLDPv2(12, 16))])  # fmt: skip
+def test_grid_projectors_load_the_original_weights_and_match_its_forward(name, original):
+    torch.manual_seed(0)
+    reference = original()
+    for p in reference.parameters():  # away from init, so a swapped weight would show
+        nn.init.normal_(p, std=0.3)
+    ours = build_projector(name, 12, 16)
+    ours.load_state_dict(reference.state_dict())  # strict: the original names, nothing more or less
+    features = torch.randn(2, 36, 12)  # a 6 x 6 grid, row-major
+    expected = reference(features)
+    assert torch.allclose(ours(features, grid=(6, 6)), expected, atol=1e-5)
+    assert torch.allclose(ours(features), expected, atol=1e-5)  # without a grid: a square one
+    assert expected.shape[1] == get_projector_spec(name).num_tokens(6, 6)
+
+
+def test_grid_projectors_count_tokens_of_any_grid_and_reject_a_wrong_one():
+    pooler, ldp = build_projector("pooler", 8, 16), build_projector("ldpnetv2", 8, 16)
+    for grid in [(4, 6), (5, 5), (24, 24)]:
+        features = torch.randn(1, grid[0] * grid[1], 8)
+        assert pooler(features, grid=grid).shape == (1, get_projector_spec("pooler").num_tokens(*grid), 16)
+        assert ldp(features, grid=grid).shape == (1, get_projector_spec("ldpnetv2").num_tokens(*grid), 16)
+    assert get_projector_spec("pooler").num_tokens(5, 5) == 4 and get_projector_spec("pooler").num_tokens(24, 24) == 144
+    assert get_projector_spec("ldpnetv2").num_tokens(4, 6) == 144
+    # a wide grid is read row by row: the pooler's token (r, c) sees rows 2r..2r+1, columns 2c..2c+1 only
+    features = torch.zeros(1, 24, 8)
+    features[0, 1 * 6 + 4] = 1.0  # row 1, column 4 -> pooled cell (0, 2), token 2
+    with torch.no_grad():
+        touched = (pooler(features, grid=(4, 6)) - pooler(torch.zeros(1, 24, 8), grid=(4, 6))).abs().sum(-1)[0]
+    assert touched.nonzero().flatten().tolist() == [2]
+    with pytest.raises(ValueError, match="not a 4 x 4 grid"):
+        pooler(torch.zeros(1, 17, 8), grid=(4, 4))
+    with pytest.raises(ValueError, match="not a 4 x 4 grid"):
+        ldp(torch.zeros(1, 17, 8))  # no grid and not a square: isqrt(17) = 4

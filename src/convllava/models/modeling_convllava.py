@@ -92,7 +92,7 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
         tower_param = next(self.vision_tower.parameters())
         pixel_values = pixel_values.to(device=tower_param.device, dtype=tower_param.dtype)
         if image_sizes is None:
-            return list(self.projector(self.vision_tower(pixel_values)).unbind(0))
+            return list(self._encode(pixel_values).unbind(0))
         sizes = [tuple(int(v) for v in hw) for hw in image_sizes.tolist()]
         if len(sizes) != pixel_values.shape[0]:
             raise ValueError(f"image_sizes has {len(sizes)} rows for {pixel_values.shape[0]} images")
@@ -100,9 +100,13 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
         for size in dict.fromkeys(sizes):
             index = [i for i, s in enumerate(sizes) if s == size]
             batch = pixel_values[index, :, : size[0], : size[1]]
-            for i, feature in zip(index, self.projector(self.vision_tower(batch)).unbind(0), strict=True):
+            for i, feature in zip(index, self._encode(batch).unbind(0), strict=True):
                 features[i] = feature
         return features  # type: ignore[return-value]
+
+    def _encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        grid = self.vision_tower.feature_grid(*pixel_values.shape[-2:])
+        return self.projector(self.vision_tower(pixel_values), grid=grid)
 
     def forward(
         self,

@@ -7,7 +7,9 @@ processor uses to expand `<image>`. Names follow the original LLaVA builder: `li
 (k linear layers with GELU between; `nn.Sequential` indices 0, 2, ... match `mm_projector.{0,2}`) and
 `identity`; and two of ours for towers trained from random weights (the demo): `norm_mlp2x_gelu`, `mlp2x_gelu`
 after standardising each channel over an image's visual tokens (such features are dominated by a constant), and
-`norm_pos_mlp2x_gelu`, which also adds each token's place in the image (such a tower has not learnt it).
+`norm_pos_mlp2x_gelu`, which also adds each token's place in the image (such a tower has not learnt it). The
+connectors that pool the token grid (`pooler`, `ldpnetv2`) live in grid_projectors.py. Every projector is called
+as `projector(features, grid=(h, w))`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .grid_projectors import LDPv2Projector, PoolerProjector
+
 
 class Projector(nn.Sequential):
     """A token-preserving projector: one output token per feature position."""
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        return super().forward(features)  # its layers need the tokens only (GridPosition: a square of them)
 
     @staticmethod
     def num_tokens(grid_h: int, grid_w: int) -> int:
@@ -118,9 +125,11 @@ def _mlp_gelu(depth: int, standardize: bool = False, position: bool = False) -> 
 @dataclass(frozen=True)
 class ProjectorSpec:
     name: str
-    build: Callable[[int, int], Projector]
+    build: Callable[[int, int], nn.Module]
     num_tokens: Callable[[int, int], int] = Projector.num_tokens
-    in_original_llava: bool = True  # the original LLaVA builder (`build_vision_projector`) makes it too
+    #: an original LLaVA-family builder (`build_vision_projector` of LLaVA, LLaVA-NeXT or MobileVLM) makes it under
+    #: this name, with these parameter names
+    in_original_llava: bool = True
 
 
 #: Exact-name registry. `mlp{k}x_gelu` for k = 1..8 are listed explicitly.
@@ -132,6 +141,8 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "norm_pos_mlp2x_gelu": ProjectorSpec(
         "norm_pos_mlp2x_gelu", _mlp_gelu(2, standardize=True, position=True), in_original_llava=False
     ),
+    "pooler": ProjectorSpec("pooler", PoolerProjector, PoolerProjector.num_tokens),
+    "ldpnetv2": ProjectorSpec("ldpnetv2", LDPv2Projector, LDPv2Projector.num_tokens),
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")
@@ -147,5 +158,5 @@ def get_projector_spec(name: str) -> ProjectorSpec:
         raise ValueError(f"unknown projector_type {name!r}{hint}; known: {sorted(PROJECTORS)}") from None
 
 
-def build_projector(name: str, in_dim: int, out_dim: int) -> Projector:
+def build_projector(name: str, in_dim: int, out_dim: int) -> nn.Module:
     return get_projector_spec(name).build(in_dim, out_dim)

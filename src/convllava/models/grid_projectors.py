@@ -1,0 +1,96 @@
+"""grid_projectors.py
+
+Connectors that see the visual tokens as their 2-D grid and emit fewer tokens than they get: LLaVA-NeXT's
+`pooler` (a 2 x 2 stride-2 convolution, a quarter of the tokens) and MobileVLM V2's `ldpnetv2` (an MLP, an
+adaptive average pool to 12 x 12 and a depthwise-convolution position term; 144 tokens from any grid).
+Parameter names follow the original modules (`conv_pool`, `proj.1`; `mlp.mlp.{0,2}`, `peg.peg.0`), so their
+`mm_projector.*` weights load by prefix alone. Each is registered in `projectors.PROJECTORS` with its token
+count, which the processor uses to expand `<image>`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _as_map(features: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
+    """(B, N, C) row-major tokens -> (B, C, h, w); without `grid`, the tokens must form a square."""
+    batch, n, channels = features.shape
+    if grid is None:
+        side = math.isqrt(n)
+        grid = (side, side)
+    if grid[0] * grid[1] != n:
+        raise ValueError(
+            f"the projector got {n} visual tokens, which is not a {grid[0]} x {grid[1]} grid: it needs the "
+            "patch tokens only (vision_feature_select='patch'), one per cell of the tower's feature grid"
+        )
+    return features.transpose(1, 2).reshape(batch, channels, *grid)
+
+
+def _as_tokens(feature_map: torch.Tensor) -> torch.Tensor:
+    return feature_map.flatten(2).transpose(1, 2)
+
+
+class GridProjector(nn.Module):
+    """Base of the grid-aware connectors: `forward(features (B, N, C), grid=(h, w)) -> (B, M, D)`."""
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class PoolerProjector(GridProjector):
+    """LLaVA-NeXT `pooler`: Conv2d(C, D, 2, stride 2) over the grid, then GELU and Linear(D, D)."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.conv_pool = nn.Conv2d(in_dim, out_dim, kernel_size=2, stride=2)
+        self.proj = nn.Sequential(nn.GELU(), nn.Linear(out_dim, out_dim))
+
+    @staticmethod
+    def num_tokens(grid_h: int, grid_w: int) -> int:
+        return (grid_h // 2) * (grid_w // 2)  # the convolution drops an odd last row / column
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        return self.proj(_as_tokens(self.conv_pool(_as_map(features, grid))))
+
+
+class _FeatureIR(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp(features)
+
+
+class _PositionInjection(nn.Module):
+    """PEG (from Twins): x + depthwise 3 x 3 conv(x); tells each token its neighbourhood, so its place."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.peg = nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, bias=True, groups=dim))
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        return feature_map + self.peg(feature_map)
+
+
+class LDPv2Projector(GridProjector):
+    """MobileVLM V2 `ldpnetv2`: MLP -> AdaptiveAvgPool2d(12, 12) -> PEG; always 144 tokens."""
+
+    output_grid = (12, 12)
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = _FeatureIR(in_dim, out_dim)
+        self.dwn = nn.AdaptiveAvgPool2d(self.output_grid)  # no parameters: the original's name is kept for clarity
+        self.peg = _PositionInjection(out_dim)
+
+    @classmethod
+    def num_tokens(cls, grid_h: int, grid_w: int) -> int:
+        return cls.output_grid[0] * cls.output_grid[1]
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        return _as_tokens(self.peg(self.dwn(_as_map(self.mlp(features), grid))))
