@@ -33,11 +33,12 @@ class ConvLlavaConfig(PretrainedConfig):
     Args:
         vision_config: config of the vision tower (a `ConvNextConfig` for `vision_tower_type="convnext"`).
         text_config: config of any Hugging Face causal LM (`LlamaConfig` for Vicuna).
-        vision_tower_type: key of `convllava.models.vision.VISION_TOWERS` (`convnext`, `clip`).
-        vision_feature_layer: hidden state the tower returns (ConvNeXt: -1 only; CLIP / LLaVA-1.5: -2).
+        vision_tower_type: key of `convllava.models.vision.VISION_TOWERS` (`convnext`, `clip`, `siglip`, `dinov2`).
+        vision_feature_layer: hidden state the tower returns (ConvNeXt: -1 only; CLIP / LLaVA-1.5: -2; prismatic's
+            SigLIP / DINOv2: -2).
         vision_feature_select: `patch` (drop a ViT's CLS token, LLaVA's default) or `cls_patch`.
         projector_type: key of `convllava.models.projectors` (`linear`, `mlp{k}x_gelu`, `identity`, `norm_mlp2x_gelu`,
-            `norm_pos_mlp2x_gelu`).
+            `norm_pos_mlp2x_gelu`, `pooler`, `ldpnetv2`).
         image_token_id: id the processor writes for each visual token. It may lie outside the LM vocabulary
             (the published 7B checkpoints keep their 32000-row embedding; id 32000 is a sentinel).
         image_size: side S the image processor resizes to (768 / 1024 / 1536 for the published models).

@@ -22,6 +22,9 @@ from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 from transformers.models.convnext.modeling_convnext import ConvNextLayer
+from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
+from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import Dinov2WithRegistersEmbeddings
+from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings
 
 from ..constants import IGNORE_INDEX
 from .configuration_convllava import ConvLlavaConfig
@@ -55,6 +58,15 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
             init.normal_(module.class_embedding, std=module.embed_dim**-0.5)
             # a non-persistent buffer: never in a checkpoint, so it must be rebuilt after a meta-device load
             init.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))
+        elif isinstance(module, SiglipVisionEmbeddings):
+            init.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))  # the same
+        elif isinstance(module, Dinov2Embeddings | Dinov2WithRegistersEmbeddings):  # as Dinov2PreTrainedModel does
+            std = self.config.vision_config.initializer_range
+            init.trunc_normal_(module.position_embeddings, std=std)
+            init.trunc_normal_(module.cls_token, std=std)
+            init.zeros_(module.mask_token)
+            if isinstance(module, Dinov2WithRegistersEmbeddings):
+                init.zeros_(module.register_tokens)
 
 
 class ConvLlavaModel(ConvLlavaPreTrainedModel):

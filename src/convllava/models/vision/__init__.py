@@ -13,6 +13,7 @@ from torch import nn
 
 from .clip import ClipVisionTower
 from .convnext import ConvNextVisionTower, add_convnext_stages
+from .vit import Dinov2VisionTower, SiglipVisionTower
 
 
 def _convnext(config: Any) -> nn.Module:
@@ -25,10 +26,20 @@ def _clip(config: Any) -> nn.Module:
     return ClipVisionTower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
 
 
+def _siglip(config: Any) -> nn.Module:
+    return SiglipVisionTower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
+
+
+def _dinov2(config: Any) -> nn.Module:
+    return Dinov2VisionTower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
+
+
 #: vision_tower_type -> builder taking the ConvLlavaConfig.
 VISION_TOWERS: dict[str, Callable[[Any], nn.Module]] = {
     "convnext": _convnext,
     "clip": _clip,
+    "siglip": _siglip,
+    "dinov2": _dinov2,  # also `dinov2_with_registers` configs
 }
 
 
@@ -42,4 +53,12 @@ def build_vision_tower(config: Any) -> nn.Module:
     return builder(config)
 
 
-__all__ = ["VISION_TOWERS", "ClipVisionTower", "ConvNextVisionTower", "add_convnext_stages", "build_vision_tower"]
+__all__ = [
+    "VISION_TOWERS",
+    "ClipVisionTower",
+    "ConvNextVisionTower",
+    "Dinov2VisionTower",
+    "SiglipVisionTower",
+    "add_convnext_stages",
+    "build_vision_tower",
+]

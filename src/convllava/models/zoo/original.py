@@ -201,6 +201,11 @@ def export_original(
             f"projector_type {config.projector_type!r} has no counterpart in the original LLaVA code "
             f"(it builds {known}); keep this model in the convllava format"
         )
+    if config.vision_tower_type not in ("convnext", "clip"):
+        raise ValueError(
+            f"vision_tower_type {config.vision_tower_type!r}: the original LLaVA format is written for the ConvNeXt "
+            "(ConvLLaVA) and CLIP (LLaVA-1.5) towers only; keep this model in the convllava format"
+        )
     llm: dict[str, torch.Tensor] = {}
     vision: dict[str, torch.Tensor] = {}
     vision_prefix = "vision_model." if config.vision_tower_type == "clip" else ""  # CLIPVisionModel's names
