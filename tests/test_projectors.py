@@ -145,3 +145,23 @@ def test_grid_projectors_count_tokens_of_any_grid_and_reject_a_wrong_one():
         pooler(torch.zeros(1, 17, 8), grid=(4, 4))
     with pytest.raises(ValueError, match="not a 4 x 4 grid"):
         ldp(torch.zeros(1, 17, 8))  # no grid and not a square: isqrt(17) = 4
+
+
+def test_mlp_res_projector_has_llava_next_layout_and_numerics():
+    proj = build_projector("mlp2x_res2x_gelu", 8, 16)
+    assert [type(m).__name__ for m in proj] == ["Linear", "GELU", "Linear", "SimpleResBlock", "SimpleResBlock"]
+    names = set(dict(proj.named_parameters()))
+    assert {"3.pre_norm.weight", "3.proj.0.weight", "3.proj.2.bias", "4.pre_norm.bias"} <= names
+    torch.manual_seed(0)
+    for p in proj.parameters():
+        nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 5, 8)
+    with torch.no_grad():
+        h = proj[2](nn.functional.gelu(proj[0](x)))
+        for block in (proj[3], proj[4]):  # the original adds the *normalised* input back
+            normed = nn.functional.layer_norm(h, (16,), block.pre_norm.weight, block.pre_norm.bias)
+            h = normed + block.proj[2](nn.functional.gelu(block.proj[0](normed)))
+        assert torch.allclose(proj(x), h, atol=1e-5)
+    assert get_projector_spec("mlp2x_res2x_gelu").num_tokens(24, 24) == 576
+    with pytest.raises(ValueError, match=r"k, m = 1\.\.4"):
+        get_projector_spec("mlp2x_res9x_gelu")

@@ -3,13 +3,13 @@
 Connectors from vision features (B, N, C_v) to LM embeddings (B, M, D), registered by exact name.
 
 Every projector declares how many tokens it emits for a feature grid (`num_tokens(h, w)`), which the
-processor uses to expand `<image>`. Names follow the original LLaVA builder: `linear`, `mlp{k}x_gelu`
-(k linear layers with GELU between; `nn.Sequential` indices 0, 2, ... match `mm_projector.{0,2}`) and
-`identity`; and two of ours for towers trained from random weights (the demo): `norm_mlp2x_gelu`, `mlp2x_gelu`
-after standardising each channel over an image's visual tokens (such features are dominated by a constant), and
-`norm_pos_mlp2x_gelu`, which also adds each token's place in the image (such a tower has not learnt it). The
-connectors that pool the token grid (`pooler`, `ldpnetv2`) live in grid_projectors.py. Every projector is called
-as `projector(features, grid=(h, w))`.
+processor uses to expand `<image>`. Names follow the original LLaVA builders: `linear`, `mlp{k}x_gelu`
+(k linear layers with GELU between; `nn.Sequential` indices 0, 2, ... match `mm_projector.{0,2}`),
+`identity`, and LLaVA-NeXT's `mlp{k}x_res{m}x_gelu` (the MLP, then m `SimpleResBlock`s). Two are ours, for
+towers trained from random weights (the demo): `norm_mlp2x_gelu`, `mlp2x_gelu` after standardising each channel
+over an image's visual tokens (such features are dominated by a constant), and `norm_pos_mlp2x_gelu`, which also
+adds each token's place in the image (such a tower has not learnt it). The connectors that pool the token grid
+(`pooler`, `ldpnetv2`) live in grid_projectors.py. Every projector is called as `projector(features, grid=(h, w))`.
 """
 
 from __future__ import annotations
@@ -110,13 +110,30 @@ class GridPosition(nn.Module):
         return features + self.scale * self.embedding(side, features.device, features.dtype)
 
 
-def _mlp_gelu(depth: int, standardize: bool = False, position: bool = False) -> Callable[[int, int], Projector]:
+class SimpleResBlock(nn.Module):
+    """LLaVA-NeXT's residual block: x = LayerNorm(x); x + Linear(GELU(Linear(x))) -- the residual adds the
+    normalised input, as the original does."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.pre_norm = nn.LayerNorm(channels)
+        self.proj = nn.Sequential(nn.Linear(channels, channels), nn.GELU(), nn.Linear(channels, channels))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        features = self.pre_norm(features)
+        return features + self.proj(features)
+
+
+def _mlp_gelu(
+    depth: int, standardize: bool = False, position: bool = False, res_blocks: int = 0
+) -> Callable[[int, int], Projector]:
     def build(in_dim: int, out_dim: int) -> Projector:
         layers: list[nn.Module] = [ImageFeatureNorm(in_dim)] if standardize else []
         layers += [GridPosition(in_dim)] if position else []
         layers.append(nn.Linear(in_dim, out_dim))
         for _ in range(1, depth):
             layers += [nn.GELU(), nn.Linear(out_dim, out_dim)]
+        layers += [SimpleResBlock(out_dim) for _ in range(res_blocks)]
         return Projector(*layers)
 
     return build
@@ -137,6 +154,11 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "linear": ProjectorSpec("linear", _linear),
     "identity": ProjectorSpec("identity", _identity),
     **{f"mlp{k}x_gelu": ProjectorSpec(f"mlp{k}x_gelu", _mlp_gelu(k)) for k in range(1, 9)},
+    **{  # LLaVA-NeXT's
+        f"mlp{k}x_res{m}x_gelu": ProjectorSpec(f"mlp{k}x_res{m}x_gelu", _mlp_gelu(k, res_blocks=m))
+        for k in range(1, 5)
+        for m in range(1, 5)
+    },
     "norm_mlp2x_gelu": ProjectorSpec("norm_mlp2x_gelu", _mlp_gelu(2, standardize=True), in_original_llava=False),
     "norm_pos_mlp2x_gelu": ProjectorSpec(
         "norm_pos_mlp2x_gelu", _mlp_gelu(2, standardize=True, position=True), in_original_llava=False
@@ -146,6 +168,7 @@ PROJECTORS: dict[str, ProjectorSpec] = {
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")
+_MLP_RES_PATTERN = re.compile(r"mlp(\d+)x_res(\d+)x_gelu")
 
 
 def get_projector_spec(name: str) -> ProjectorSpec:
@@ -155,6 +178,8 @@ def get_projector_spec(name: str) -> ProjectorSpec:
         hint = ""
         if _MLP_PATTERN.fullmatch(name):
             hint = " (mlp{k}x_gelu is registered for k = 1..8)"
+        elif _MLP_RES_PATTERN.fullmatch(name):
+            hint = " (mlp{k}x_res{m}x_gelu is registered for k, m = 1..4)"
         raise ValueError(f"unknown projector_type {name!r}{hint}; known: {sorted(PROJECTORS)}") from None
 
 
