@@ -165,3 +165,70 @@ def test_mlp_res_projector_has_llava_next_layout_and_numerics():
     assert get_projector_spec("mlp2x_res2x_gelu").num_tokens(24, 24) == 576
     with pytest.raises(ValueError, match=r"k, m = 1\.\.4"):
         get_projector_spec("mlp2x_res9x_gelu")
+
+
+class _OriginalSPP(nn.Module):
+    """Bunny's `SPP.forward` (a square grid from sqrt(N)); all three linears exist in every variant."""
+
+    def __init__(self, in_dim, out_dim, variant):
+        super().__init__()
+        self.variant = variant
+        self.linear_0, self.linear_1 = nn.Linear(in_dim, in_dim), nn.Linear(in_dim, out_dim)
+        self.pooling, self.linear_2 = nn.AvgPool2d(kernel_size=2), nn.Linear(out_dim, out_dim)
+
+    def _pool(self, x):
+        b, n, _ = x.shape
+        h = int(n**0.5)
+        return self.pooling(x.permute(0, 2, 1).reshape(b, -1, h, h)).flatten(2).permute(0, 2, 1)
+
+    def forward(self, x):
+        if self.variant == "v1":
+            return self.linear_2(self._pool(self.linear_1(x)))
+        if self.variant == "v2":
+            return self._pool(self.linear_2(self.linear_1(x)))
+        return self.linear_2(self.linear_1(self._pool(self.linear_0(x))))
+
+
+class _OriginalFour(nn.Module):
+    """Bunny's `Minigpt` / `Vanilla`."""
+
+    def __init__(self, in_dim, out_dim, interleave):
+        super().__init__()
+        self.interleave = interleave
+        self.linear = nn.Linear(in_dim * 4, out_dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        if self.interleave:
+            x = x.view(b, n // 4, 4, c).permute(0, 1, 3, 2).contiguous()
+        return self.linear(x.reshape(b, n // 4, c * 4))
+
+
+@pytest.mark.parametrize(("name", "original"), [
+    ("spp_v1", lambda: _OriginalSPP(12, 16, "v1")), ("spp_v2", lambda: _OriginalSPP(12, 16, "v2")),
+    ("spp_v3", lambda: _OriginalSPP(12, 16, "v3")), ("minigpt", lambda: _OriginalFour(12, 16, False)),
+    ("vanilla", lambda: _OriginalFour(12, 16, True))])  # fmt: skip
+def test_bunny_connectors_load_the_original_weights_and_match_its_forward(name, original):
+    torch.manual_seed(0)
+    reference = original()
+    for p in reference.parameters():
+        nn.init.normal_(p, std=0.3)
+    ours = build_projector(name, 12, 16)
+    ours.load_state_dict(reference.state_dict())  # strict
+    features = torch.randn(2, 36, 12)
+    with torch.no_grad():
+        expected = reference(features)
+        assert torch.allclose(ours(features, grid=(6, 6)), expected, atol=1e-5)
+    assert expected.shape[1] == get_projector_spec(name).num_tokens(6, 6) == 9
+
+
+def test_four_token_merges_differ_and_reject_a_count_not_divisible_by_four():
+    minigpt, vanilla = build_projector("minigpt", 2, 3), build_projector("vanilla", 2, 3)
+    vanilla.load_state_dict(minigpt.state_dict())
+    x = torch.randn(1, 8, 2)
+    with torch.no_grad():  # the same weights read the channels in another order
+        assert not torch.allclose(minigpt(x), vanilla(x))
+    with pytest.raises(ValueError, match="3 x 3 grid does not divide"):
+        get_projector_spec("minigpt").num_tokens(3, 3)
+    with pytest.raises(ValueError, match="does not divide"):
+        vanilla(torch.zeros(1, 9, 2))

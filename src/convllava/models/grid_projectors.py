@@ -1,10 +1,11 @@
 """grid_projectors.py
 
-Connectors that see the visual tokens as their 2-D grid and emit fewer tokens than they get: LLaVA-NeXT's
-`pooler` (a 2 x 2 stride-2 convolution, a quarter of the tokens) and MobileVLM V2's `ldpnetv2` (an MLP, an
-adaptive average pool to 12 x 12 and a depthwise-convolution position term; 144 tokens from any grid).
-Parameter names follow the original modules (`conv_pool`, `proj.1`; `mlp.mlp.{0,2}`, `peg.peg.0`), so their
-`mm_projector.*` weights load by prefix alone. Each is registered in `projectors.PROJECTORS` with its token
+Connectors that emit fewer visual tokens than they get. On the 2-D token grid: LLaVA-NeXT's `pooler` (a 2 x 2
+stride-2 convolution, a quarter of the tokens), MobileVLM V2's `ldpnetv2` (an MLP, an adaptive average pool to
+12 x 12 and a depthwise-convolution position term; 144 tokens from any grid) and Bunny's `spp_v1/v2/v3` (linear
+layers around a 2 x 2 average pool). In raster order: Bunny's `minigpt` and `vanilla` (four consecutive tokens
+into one Linear, their channels concatenated / interleaved). Parameter names follow the original modules, so
+their `mm_projector.*` weights load by prefix alone. Each is registered in `projectors.PROJECTORS` with its token
 count, which the processor uses to expand `<image>`.
 """
 
@@ -94,3 +95,60 @@ class LDPv2Projector(GridProjector):
 
     def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         return _as_tokens(self.peg(self.dwn(_as_map(self.mlp(features), grid))))
+
+
+class SPPProjector(GridProjector):
+    """Bunny `spp_v1` / `spp_v2` / `spp_v3`: where a 2 x 2 average pool sits among linear layers.
+
+    v1: linear_1 -> pool -> linear_2; v2: linear_1 -> linear_2 -> pool; v3: linear_0 -> pool -> linear_1 ->
+    linear_2. The original builds all three linears in every variant (so its checkpoints hold them all).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, variant: str) -> None:
+        super().__init__()
+        if variant not in ("v1", "v2", "v3"):
+            raise ValueError(f"SPP variant {variant!r} is not one of v1, v2, v3")
+        self.variant = variant
+        self.linear_0 = nn.Linear(in_dim, in_dim)
+        self.linear_1 = nn.Linear(in_dim, out_dim)
+        self.pooling = nn.AvgPool2d(kernel_size=2)
+        self.linear_2 = nn.Linear(out_dim, out_dim)
+
+    @staticmethod
+    def num_tokens(grid_h: int, grid_w: int) -> int:
+        return (grid_h // 2) * (grid_w // 2)
+
+    def _pool(self, features: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
+        return _as_tokens(self.pooling(_as_map(features, grid)))
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        if self.variant == "v1":
+            return self.linear_2(self._pool(self.linear_1(features), grid))
+        if self.variant == "v2":
+            return self._pool(self.linear_2(self.linear_1(features)), grid)
+        return self.linear_2(self.linear_1(self._pool(self.linear_0(features), grid)))
+
+
+class FourTokenProjector(GridProjector):
+    """Bunny `minigpt` (four consecutive raster tokens' channels side by side) and `vanilla` (interleaved:
+    channel c of the four, then channel c + 1, ...), then Linear(4 C, D). Not spatial: the four are a run of
+    one row."""
+
+    def __init__(self, in_dim: int, out_dim: int, interleave: bool) -> None:
+        super().__init__()
+        self.interleave = interleave
+        self.linear = nn.Linear(4 * in_dim, out_dim)
+
+    @staticmethod
+    def num_tokens(grid_h: int, grid_w: int) -> int:
+        if (grid_h * grid_w) % 4:
+            raise ValueError(f"minigpt / vanilla merge 4 tokens into one: a {grid_h} x {grid_w} grid does not divide")
+        return grid_h * grid_w // 4
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        batch, n, channels = features.shape
+        self.num_tokens(1, n)  # the same check, on the tokens given
+        groups = features.reshape(batch, n // 4, 4, channels)
+        if self.interleave:
+            groups = groups.transpose(2, 3)
+        return self.linear(groups.reshape(batch, n // 4, 4 * channels))

@@ -8,12 +8,14 @@ processor uses to expand `<image>`. Names follow the original LLaVA builders: `l
 `identity`, and LLaVA-NeXT's `mlp{k}x_res{m}x_gelu` (the MLP, then m `SimpleResBlock`s). Two are ours, for
 towers trained from random weights (the demo): `norm_mlp2x_gelu`, `mlp2x_gelu` after standardising each channel
 over an image's visual tokens (such features are dominated by a constant), and `norm_pos_mlp2x_gelu`, which also
-adds each token's place in the image (such a tower has not learnt it). The connectors that pool the token grid
-(`pooler`, `ldpnetv2`) live in grid_projectors.py. Every projector is called as `projector(features, grid=(h, w))`.
+adds each token's place in the image (such a tower has not learnt it). The connectors that emit fewer tokens
+than they get -- pooling the token grid (`pooler`, `ldpnetv2`, `spp_v1/v2/v3`) or merging runs of four tokens
+(`minigpt`, `vanilla`) -- live in grid_projectors.py. Every projector is called as `projector(features, grid=(h, w))`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .grid_projectors import LDPv2Projector, PoolerProjector
+from .grid_projectors import FourTokenProjector, LDPv2Projector, PoolerProjector, SPPProjector
 
 
 class Projector(nn.Sequential):
@@ -165,6 +167,16 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     ),
     "pooler": ProjectorSpec("pooler", PoolerProjector, PoolerProjector.num_tokens),
     "ldpnetv2": ProjectorSpec("ldpnetv2", LDPv2Projector, LDPv2Projector.num_tokens),
+    **{  # Bunny's
+        f"spp_{v}": ProjectorSpec(f"spp_{v}", functools.partial(SPPProjector, variant=v), SPPProjector.num_tokens)
+        for v in ("v1", "v2", "v3")
+    },
+    "minigpt": ProjectorSpec(
+        "minigpt", functools.partial(FourTokenProjector, interleave=False), FourTokenProjector.num_tokens
+    ),
+    "vanilla": ProjectorSpec(
+        "vanilla", functools.partial(FourTokenProjector, interleave=True), FourTokenProjector.num_tokens
+    ),
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")
