@@ -77,8 +77,8 @@ def _check(model, processor, parts):
 def test_llava15_loads_converts_and_exports_with_reference_numerics(llava15, tmp_path):
     model, processor = load_original(llava15["ckpt"])
     assert model.config.vision_tower_type == "clip" and model.config.vision_feature_layer == -2
-    assert processor.template == "llava_v1"
-    assert get_template("llava_v1").system.startswith("A chat between a curious human")
+    assert processor.template == "vicuna_v1"  # as LLaVA-1.5 was tuned (--version v1) and is scored (--conv-mode)
+    assert get_template("vicuna_v1").system.startswith("A chat between a curious user")
     _check(model, processor, llava15)
 
     converted = convert_checkpoint(llava15["ckpt"], tmp_path / "ours")

@@ -11,7 +11,7 @@ from typing import Any
 from transformers import AutoConfig, ConvNextConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native")
+IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native", "anyres")
 
 
 def _as_config(value: Any, default_type: str) -> PretrainedConfig:
@@ -42,8 +42,11 @@ class ConvLlavaConfig(PretrainedConfig):
         image_token_id: id the processor writes for each visual token. It may lie outside the LM vocabulary
             (the published 7B checkpoints keep their 32000-row embedding; id 32000 is a sentinel).
         image_size: side S the image processor resizes to (768 / 1024 / 1536 for the published models).
-        image_resize_mode: `pad` (the original: pad to square, resize to S), `resize` (squash to S x S) or
-            `native` (short side S, aspect kept, sides rounded to the tower's stride).
+        image_resize_mode: `pad` (the original: pad to square, resize to S), `resize` (squash to S x S),
+            `native` (short side S, aspect kept, sides rounded to the tower's stride) or `anyres` (LLaVA-1.6:
+            a base S x S tile plus a grid of S x S tiles, merged with `spatial_unpad` and a learned newline).
+        image_grid_pinpoints: for `anyres`, the (height, width) resolutions a tile grid may take, each a multiple
+            of S (LLaVA-1.6: [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]).
     """
 
     model_type = "convllava"
@@ -58,6 +61,7 @@ class ConvLlavaConfig(PretrainedConfig):
     image_token_id: int = 32000
     image_size: int = 768
     image_resize_mode: str = "pad"
+    image_grid_pinpoints: list[list[int]] | None = None
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -70,6 +74,13 @@ class ConvLlavaConfig(PretrainedConfig):
             )
         if self.image_size <= 0:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
+        if self.image_resize_mode == "anyres":
+            pinpoints = self.image_grid_pinpoints or []
+            if not pinpoints or any(len(p) != 2 or p[0] % self.image_size or p[1] % self.image_size for p in pinpoints):
+                raise ValueError(
+                    f"image_resize_mode='anyres' needs image_grid_pinpoints: (height, width) pairs, each a multiple of "
+                    f"image_size={self.image_size}; got {self.image_grid_pinpoints!r}"
+                )
         super().__post_init__(**kwargs)
 
     @property

@@ -27,6 +27,7 @@ from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers im
 from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings
 
 from ..constants import IGNORE_INDEX
+from .anyres import anyres_token_count, merge_anyres, tile_grid
 from .configuration_convllava import ConvLlavaConfig
 from .outputs import ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .projectors import build_projector, get_projector_spec
@@ -67,6 +68,8 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
             init.zeros_(module.mask_token)
             if isinstance(module, Dinov2WithRegistersEmbeddings):
                 init.zeros_(module.register_tokens)
+        elif isinstance(module, ConvLlavaModel) and module.image_newline is not None:
+            init.normal_(module.image_newline, std=module.image_newline.shape[0] ** -0.5)  # as LLaVA-1.6 builds it
 
 
 class ConvLlavaModel(ConvLlavaPreTrainedModel):
@@ -79,6 +82,9 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
             config.projector_type, config.vision_hidden_size, config.text_config.hidden_size
         )
         self.language_model = AutoModel.from_config(config.text_config)
+        # LLaVA-1.6 (anyres): ends every row of the tile grid's features; the original's key `model.image_newline`
+        anyres = config.image_resize_mode == "anyres"
+        self.image_newline = nn.Parameter(torch.zeros(config.text_config.hidden_size)) if anyres else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -89,6 +95,9 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
 
     def num_image_tokens(self, height: int, width: int) -> int:
         """Visual tokens the model emits for one image of height x width pixels."""
+        if self.config.image_resize_mode == "anyres":  # height x width of the original image
+            side = self.vision_tower.feature_grid(self.config.image_size, self.config.image_size)[0]
+            return anyres_token_count(height, width, self.config.image_grid_pinpoints, self.config.image_size, side)
         grid_h, grid_w = self.vision_tower.feature_grid(height, width)
         return get_projector_spec(self.config.projector_type).num_tokens(grid_h, grid_w)
 
@@ -103,6 +112,8 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
         """
         tower_param = next(self.vision_tower.parameters())
         pixel_values = pixel_values.to(device=tower_param.device, dtype=tower_param.dtype)
+        if self.config.image_resize_mode == "anyres":
+            return self._anyres_features(pixel_values, image_sizes)
         if image_sizes is None:
             return list(self._encode(pixel_values).unbind(0))
         sizes = [tuple(int(v) for v in hw) for hw in image_sizes.tolist()]
@@ -115,6 +126,22 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
             for i, feature in zip(index, self._encode(batch).unbind(0), strict=True):
                 features[i] = feature
         return features  # type: ignore[return-value]
+
+    def _anyres_features(self, pixel_values: torch.Tensor, image_sizes: torch.Tensor | None) -> list[torch.Tensor]:
+        """`pixel_values`: every image's tiles in order; `image_sizes`: each image's original (height, width)."""
+        if image_sizes is None:
+            raise ValueError("an anyres model needs image_sizes (each image's original height, width) with its tiles")
+        size, pinpoints = self.config.image_size, self.config.image_grid_pinpoints
+        sizes = [(int(h), int(w)) for h, w in image_sizes.tolist()]
+        counts = [1 + rows * cols for rows, cols in (tile_grid(h, w, pinpoints, size) for h, w in sizes)]
+        if sum(counts) != pixel_values.shape[0]:
+            raise ValueError(
+                f"image_sizes {sizes} call for {sum(counts)} tiles, pixel_values holds {pixel_values.shape[0]}"
+            )
+        tiles = self._encode(pixel_values).split(counts)
+        return [
+            merge_anyres(t, h, w, pinpoints, size, self.image_newline) for t, (h, w) in zip(tiles, sizes, strict=True)
+        ]
 
     def _encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         grid = self.vision_tower.feature_grid(*pixel_values.shape[-2:])

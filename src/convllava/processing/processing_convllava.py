@@ -18,6 +18,7 @@ import torch
 from transformers import BatchFeature, PreTrainedTokenizerBase, ProcessorMixin
 
 from ..constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX
+from ..models.anyres import anyres_token_count
 from ..models.projectors import get_projector_spec
 from .image_io import ImageSource
 from .image_processing import ConvLlavaImageProcessor
@@ -57,6 +58,8 @@ class ConvLlavaProcessor(ProcessorMixin):
         cls, config: Any, tokenizer: PreTrainedTokenizerBase, template: str = "vicuna_v1", **image_kwargs: Any
     ) -> ConvLlavaProcessor:
         """A processor whose image size, resize mode, stride and projector match a `ConvLlavaConfig`."""
+        if config.image_resize_mode == "anyres":
+            image_kwargs.setdefault("grid_pinpoints", config.image_grid_pinpoints)
         image_processor = ConvLlavaImageProcessor(
             size=config.image_size, resize_mode=config.image_resize_mode, stride=config.vision_stride, **image_kwargs
         )
@@ -70,12 +73,18 @@ class ConvLlavaProcessor(ProcessorMixin):
 
     # --- token counting -----------------------------------------------------------------------------------
     def num_image_tokens(self, height: int, width: int) -> int:
-        """Visual tokens for pixel_values of height x width (grid = size // stride, then the projector's count)."""
-        stride = self.image_processor.stride
-        return get_projector_spec(self.projector_type).num_tokens(height // stride, width // stride)
+        """Visual tokens for pixel_values of height x width (grid = size // stride, then the projector's count);
+        in `anyres` mode, for an original image of height x width."""
+        ip = self.image_processor
+        if ip.resize_mode == "anyres":
+            side = ip.size // ip.stride
+            if get_projector_spec(self.projector_type).num_tokens(side, side) != side * side:
+                raise ValueError(f"anyres needs a token-preserving projector, not {self.projector_type!r}")
+            return anyres_token_count(height, width, ip.grid_pinpoints, ip.size, side)
+        return get_projector_spec(self.projector_type).num_tokens(height // ip.stride, width // ip.stride)
 
     def _tokens_per_image(self, image_inputs: Mapping[str, torch.Tensor]) -> list[int]:
-        if "image_sizes" in image_inputs:
+        if "image_sizes" in image_inputs:  # native: the processed sizes; anyres: the original ones
             return [self.num_image_tokens(int(h), int(w)) for h, w in image_inputs["image_sizes"]]
         pixel_values = image_inputs["pixel_values"]
         return [self.num_image_tokens(*pixel_values.shape[-2:])] * pixel_values.shape[0]
@@ -94,7 +103,8 @@ class ConvLlavaProcessor(ProcessorMixin):
         """Tokenize prompts with `<image>` placeholders and preprocess their images.
 
         `images` is flat (in placeholder order across the batch) or one list per prompt. Returns
-        `input_ids`, `attention_mask`, and `pixel_values` (+ `image_sizes` in native mode) when images are given.
+        `input_ids`, `attention_mask`, and `pixel_values` (+ `image_sizes` in native and anyres modes) when images
+        are given.
         """
         if text is None:
             raise ValueError("ConvLlavaProcessor needs text (use '<image>' where each image goes)")
@@ -183,11 +193,16 @@ class ConvLlavaProcessor(ProcessorMixin):
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), **image_inputs}
 
     def count_prompt_tokens(self, messages: Sequence[Mapping[str, Any]], images: Sequence[Any] = ()) -> int:
-        """Prompt length in tokens (text + visual) for a generation request, without building tensors."""
+        """Prompt length in tokens (text + visual) for a generation request, without processing the images: the
+        ids are built as `__call__` builds them, with each image's token count taken from its size."""
         prompt = self.apply_chat_template(messages, add_generation_prompt=True)
-        text_tokens = len(self.tokenizer(prompt.replace(self.image_token, ""))["input_ids"])
-        sizes = [self.image_processor.output_size(*image.size) for image in images]
-        return text_tokens + sum(self.num_image_tokens(h, w) for h, w in sizes)
+        if self.image_processor.resize_mode == "anyres":  # counted from the original size
+            sizes = [(image.height, image.width) for image in images]
+        else:
+            sizes = [self.image_processor.output_size(*image.size) for image in images]
+        counts = [self.num_image_tokens(h, w) for h, w in sizes]
+        ids, _ = encode_with_images(self.tokenizer, prompt, self.image_token, self.image_token_id, counts)
+        return len(ids)
 
     @property
     def model_input_names(self) -> list[str]:

@@ -20,9 +20,11 @@ from ..configuration_convllava import ConvLlavaConfig
 from .checkpoint_io import CheckpointError, read_state_dict, write_state_dict
 from .original import convert_original, export_original, is_original_checkpoint
 
-#: The template each original family was trained with, by vision tower type (ConvLLaVA trained all
-#: stages with `vicuna_v1`; LLaVA-1.5 instruction tuning used `llava_v1`).
-DEFAULT_TEMPLATES: dict[str, str] = {"convnext": "vicuna_v1", "clip": "llava_v1"}
+#: The template each original family was trained and scored with, by vision tower type: `vicuna_v1` for both
+#: (ConvLLaVA's three stages and LLaVA-1.5's instruction tuning pass `--version v1`, which is `conv_vicuna_v1`,
+#: and LLaVA's own evaluation scripts and lmms-eval pass `--conv-mode vicuna_v1`). The original CLI picks
+#: `llava_v1` from a "v1" in the model name; it differs in the system prompt's wording only.
+DEFAULT_TEMPLATES: dict[str, str] = {"convnext": "vicuna_v1", "clip": "vicuna_v1"}
 
 _TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -39,7 +41,11 @@ def _original_processor(
         pre = json.loads((tower / "preprocessor_config.json").read_text())
         image_kwargs = {k: pre[k] for k in ("image_mean", "image_std", "resample") if k in pre}
     image_processor = ConvLlavaImageProcessor(
-        size=config.image_size, resize_mode=config.image_resize_mode, stride=config.vision_stride, **image_kwargs
+        size=config.image_size,
+        resize_mode=config.image_resize_mode,
+        stride=config.vision_stride,
+        grid_pinpoints=config.image_grid_pinpoints,
+        **image_kwargs,
     )
     template = template or DEFAULT_TEMPLATES[config.vision_tower_type]
     return ConvLlavaProcessor(image_processor, tokenizer, template=template, projector_type=config.projector_type)

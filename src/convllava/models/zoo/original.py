@@ -105,6 +105,20 @@ def _vision_config_from_keys(state: dict[str, torch.Tensor], image_size: int) ->
     )  # fmt: skip
 
 
+def _image_mode(original: dict[str, Any], folder: Path) -> tuple[str, list[list[int]] | None]:
+    """(image_resize_mode, (height, width) pinpoints) from `image_aspect_ratio` and LLaVA-1.6's anyres keys."""
+    aspect = original.get("image_aspect_ratio", "pad")
+    if aspect != "anyres":
+        return ("pad" if aspect == "pad" else "resize"), None
+    merge = original.get("mm_patch_merge_type", "flat")
+    if merge != "spatial_unpad":
+        raise CheckpointError(
+            f"{folder}/config.json: image_aspect_ratio 'anyres' with mm_patch_merge_type {merge!r}; convllava reads "
+            "LLaVA-1.6's 'spatial_unpad' only"
+        )
+    return "anyres", [[int(h), int(w)] for w, h in original["image_grid_pinpoints"]]  # the original writes (w, h)
+
+
 def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
     """S from the tower's preprocessor_config (`crop_size`, a dict or the old int form), else the LLM config."""
     if tower is not None and (tower / "preprocessor_config.json").is_file():
@@ -165,6 +179,7 @@ def convert_original(
         vision_state = {k: v for k, v in vision_state.items() if not k.startswith("layernorm.")}
         vision_config = _vision_config_from_keys(vision_state, image_size)
     text_config = _text_config(original)
+    resize_mode, pinpoints = _image_mode(original, folder)
     config = ConvLlavaConfig(
         vision_config=vision_config,
         text_config=text_config,
@@ -174,13 +189,16 @@ def convert_original(
         projector_type=projector_type,
         image_token_id=image_token_id if image_token_id is not None else text_config.vocab_size,
         image_size=image_size,
-        image_resize_mode="pad" if original.get("image_aspect_ratio", "pad") == "pad" else "resize",
+        image_resize_mode=resize_mode,
+        image_grid_pinpoints=pinpoints,
     )
     state: dict[str, torch.Tensor] = {f"model.vision_tower.{k}": v for k, v in vision_state.items()}
     for key, value in llm_state.items():
         if key.startswith(_VISION_IN_LLM):
             continue
-        if key.startswith("model.mm_projector."):
+        if key == "model.image_newline":  # LLaVA-1.6
+            state[key] = value
+        elif key.startswith("model.mm_projector."):
             state["model.projector." + key[len("model.mm_projector.") :]] = value
         elif key.startswith("model."):
             state["model.language_model." + key[len("model.") :]] = value
@@ -216,7 +234,7 @@ def export_original(
             llm["model.mm_projector." + key[len("model.projector.") :]] = value
         elif key.startswith("model.language_model."):
             llm["model." + key[len("model.language_model.") :]] = value
-        else:
+        else:  # lm_head, model.image_newline
             llm[key] = value
     text = config.text_config.to_dict()
     for drop in ("architectures", "model_type", "_name_or_path", "transformers_version", "dtype", "torch_dtype"):
@@ -232,12 +250,14 @@ def export_original(
         "mm_vision_select_feature": config.vision_feature_select,
         "mm_use_im_start_end": False,
         "mm_use_im_patch_token": False,
-        "mm_patch_merge_type": "flat",
-        "image_aspect_ratio": "pad" if config.image_resize_mode == "pad" else "resize",
+        "mm_patch_merge_type": "spatial_unpad" if config.image_resize_mode == "anyres" else "flat",
+        "image_aspect_ratio": config.image_resize_mode if config.image_resize_mode in ("pad", "anyres") else "resize",
         "tokenizer_model_max_length": 2048,
         "tokenizer_padding_side": "right",
         "use_mm_proj": True,
     }
+    if config.image_resize_mode == "anyres":
+        original["image_grid_pinpoints"] = [[w, h] for h, w in config.image_grid_pinpoints]  # (w, h), as it reads them
     vision_config = config.vision_config.to_dict()
     vision_config["model_type"] = "clip_vision_model" if config.vision_tower_type == "clip" else "convnext"
     return original, llm, vision_config, vision
