@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import Dinov2Config, Dinov2WithRegistersConfig, PretrainedConfig, SiglipVisionConfig
+from transformers import Dinov2Config, Dinov2WithRegistersConfig, SiglipVisionConfig
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings, Dinov2Layer
 from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers import (
     Dinov2WithRegistersEmbeddings,
@@ -22,44 +22,10 @@ from transformers.models.dinov2_with_registers.modeling_dinov2_with_registers im
 )
 from transformers.models.siglip.modeling_siglip import SiglipEncoderLayer, SiglipVisionEmbeddings
 
-from .base import StagedTower
+from .base import ViTTower
 
 
-class _ViTTower(StagedTower):
-    """What the ViT towers share: layer selection, patch grid, sdpa by default."""
-
-    unit_name = "layers"
-    feature_selects: tuple[str, ...] = ("patch",)
-
-    def __init__(self, config: PretrainedConfig, feature_layer: int, select: str) -> None:
-        super().__init__()
-        if select not in self.feature_selects:
-            raise ValueError(
-                f"vision_feature_select={select!r} is not one of {self.feature_selects} for {type(self).__name__}"
-            )
-        n_layers = config.num_hidden_layers
-        if not -(n_layers + 1) <= feature_layer <= n_layers:
-            raise ValueError(f"vision_feature_layer={feature_layer} is out of range for {n_layers} layers")
-        if getattr(config, "_attn_implementation", None) is None:
-            config._attn_implementation = "sdpa"
-        self.config = config
-        self.feature_layer = feature_layer
-        self.select = select
-        self.n_run = feature_layer % (n_layers + 1)  # index into hidden_states: the layers to run
-
-    @property
-    def stride(self) -> int:
-        return self.config.patch_size
-
-    @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
-
-    def feature_grid(self, height: int, width: int) -> tuple[int, int]:
-        return height // self.config.patch_size, width // self.config.patch_size
-
-
-class SiglipVisionTower(_ViTTower):
+class SiglipVisionTower(ViTTower):
     """`forward(pixel_values) -> (B, (H/p) * (W/p), C)`; position embeddings interpolated off the trained size."""
 
     units_path = "encoder.layers"
@@ -78,7 +44,7 @@ class SiglipVisionTower(_ViTTower):
         return hidden
 
 
-class Dinov2VisionTower(_ViTTower):
+class Dinov2VisionTower(ViTTower):
     """`forward(pixel_values) -> (B, [1 +] (H/p) * (W/p), C)`; DINOv2 always interpolates its position embeddings."""
 
     units_path = "encoder.layer"
