@@ -19,9 +19,12 @@ from conftest import CORPUS
 from convllava import ConvLlavaConfig, ConvLlavaForConditionalGeneration, ConvLlavaProcessor
 from convllava.data.collator import ConversationCollator
 from convllava.models.anyres import anyres_token_count, select_best_resolution
+from convllava.models.freezing import set_trainable, trainable_summary
 from convllava.models.zoo import CheckpointError
 from convllava.processing import train_tokenizer
 from convllava.processing.image_processing import ConvLlavaImageProcessor
+from convllava.training.config import TrainableParts
+from convllava.training.stages import apply_trainable_parts
 from helpers import random_image
 
 TILE = 56  # a 4 x 4 CLIP patch grid per tile
@@ -133,6 +136,16 @@ def test_processor_counts_tokens_and_a_model_round_trips(pair, tokenizer, tmp_pa
     model(**train_batch).loss.backward()
     model.eval()
     assert model.model.image_newline.grad is not None and model.model.image_newline.grad.abs().sum() > 0
+    # the newline vector trains with the projector, and the frozen / trainable log names it
+    set_trainable(model, {"projector": False, "language_model": True})
+    assert not model.model.image_newline.requires_grad
+    assert trainable_summary(model)["image_newline"] == {"trainable": 0, "total": 48}
+    set_trainable(model, {"projector": True})
+    assert trainable_summary(model)["image_newline"] == {"trainable": 48, "total": 48}
+    apply_trainable_parts(model, TrainableParts(None, projector=False, language_model=True))  # what a stage does
+    assert not model.model.image_newline.requires_grad
+    apply_trainable_parts(model, TrainableParts(None, projector=True))
+    assert model.model.image_newline.requires_grad
     with torch.no_grad():
         assert torch.isfinite(model(**batch).logits).all()
     single = processor(text=["USER: <image>\nwhat? ASSISTANT:"], images=images[:1])

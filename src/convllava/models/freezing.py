@@ -31,10 +31,18 @@ def get_part(model: nn.Module, part: str) -> nn.Module:
     return module
 
 
+def image_newline(model: nn.Module) -> nn.Parameter | None:
+    """LLaVA-1.6's newline vector (anyres models only). It lives beside the projector and trains with it."""
+    return model.model.image_newline
+
+
 def set_trainable(model: nn.Module, parts: dict[str, bool]) -> None:
     """`set_trainable(model, {"projector": True, "language_model": False, ...})`."""
     for part, trainable in parts.items():
         get_part(model, part).requires_grad_(trainable)
+    newline = image_newline(model)
+    if newline is not None and "projector" in parts:
+        newline.requires_grad_(parts["projector"])
 
 
 def trainable_summary(model: nn.Module) -> dict[str, dict[str, int]]:
@@ -55,6 +63,12 @@ def trainable_summary(model: nn.Module) -> dict[str, dict[str, int]]:
             add("vision_tower.stem", module.embeddings)
             for index, stage in enumerate(module.stages):
                 add(f"vision_tower.stage{index}", stage)
+    newline = image_newline(model)
+    if newline is not None:
+        summary["image_newline"] = {
+            "trainable": newline.numel() if newline.requires_grad else 0,
+            "total": newline.numel(),
+        }
     return summary
 
 

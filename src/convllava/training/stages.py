@@ -11,7 +11,7 @@ import logging
 import torch
 from torch import nn
 
-from ..models.freezing import get_part, log_trainable_summary
+from ..models.freezing import get_part, log_trainable_summary, set_trainable
 from .config import TrainableParts, TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -22,9 +22,9 @@ def apply_trainable_parts(model: nn.Module, parts: TrainableParts) -> dict[str, 
     model.requires_grad_(False)
     if parts.vision_from_stage is not None:
         get_part(model, "vision_tower").unfreeze_stages(parts.vision_from_stage)
-    get_part(model, "projector").requires_grad_(parts.projector)
-    get_part(model, "language_model").requires_grad_(parts.language_model)
-    get_part(model, "lm_head").requires_grad_(parts.lm_head)
+    set_trainable(
+        model, {"projector": parts.projector, "language_model": parts.language_model, "lm_head": parts.lm_head}
+    )
     return log_trainable_summary(model, logger)
 
 
