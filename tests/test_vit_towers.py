@@ -103,3 +103,44 @@ def test_a_whole_model_on_each_vit_tower(tiny_config, processor, tower_type, tmp
         assert torch.equal(model.get_image_features(pixels)[0], reloaded.get_image_features(pixels)[0])
     with pytest.raises(ValueError, match=f"vision_tower_type '{tower_type}'.*convllava format"):
         export_original(config, model.state_dict())
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip", "dinov2"])
+def test_stage1_assembles_a_vit_tower_and_a_causal_lm(kind, tokenizer, tmp_path):
+    from transformers import CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
+
+    from convllava import ConvLlavaProcessor
+    from convllava.models.assembly import assemble_from_parts, tower_image_stats
+
+    torch.manual_seed(0)
+    if kind == "clip":  # a whole CLIPModel, as openai/clip-vit-large-patch14-336 ships
+        source = CLIPModel(CLIPConfig(text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                                   "num_attention_heads": 2}, vision_config=SMALL, projection_dim=8))  # fmt: skip
+        reference = source.vision_model
+    else:
+        source = (
+            SiglipVisionModel(SiglipVisionConfig(**SMALL)) if kind == "siglip" else Dinov2Model(Dinov2Config(**SMALL))
+        )
+        reference = source
+    source.save_pretrained(tmp_path / "tower")
+    (tmp_path / "tower" / "preprocessor_config.json").write_text(
+        '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}'
+    )
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=4))  # fmt: skip
+    llm.save_pretrained(tmp_path / "llm")
+    tokenizer.save_pretrained(tmp_path / "llm")
+    model, tok = assemble_from_parts(str(tmp_path / "tower"), str(tmp_path / "llm"), image_size=84)  # 56 px trained
+    assert model.config.vision_tower_type == kind and model.config.vision_feature_layer == -2
+    assert model.config.vision_stride == 14 and model.model.num_image_tokens(84, 84) == 36
+    pixels = torch.randn(1, 3, 84, 84)
+    with torch.no_grad():
+        kwargs = {} if kind == "dinov2" else {"interpolate_pos_encoding": True}
+        hidden = reference.eval()(pixels, output_hidden_states=True, **kwargs).hidden_states[-2]
+        expected = hidden[:, 1:] if kind != "siglip" else hidden  # CLIP / DINOv2: drop CLS
+        assert torch.allclose(model.model.vision_tower.eval()(pixels), expected, atol=1e-5)
+    assert tower_image_stats(str(tmp_path / "tower")) == {"image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+    processor = ConvLlavaProcessor.from_model_config(model.config, tok, **tower_image_stats(str(tmp_path / "tower")))
+    assert processor.image_processor.image_mean == [0.5] * 3
+    with pytest.raises(ValueError, match="multiple of"):
+        assemble_from_parts(str(tmp_path / "tower"), str(tmp_path / "llm"), image_size=80)

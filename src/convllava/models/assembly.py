@@ -1,24 +1,66 @@
 """assembly.py
 
-Build a new ConvLLaVA model from parts -- a pretrained 4-stage ConvNeXt (transformers format) and any
-Hugging Face causal LM -- as stage 1 of the training recipe does: the ConvNeXt gets its new stages
-(`add_convnext_stages`, default init), the projector is new, the LM keeps its weights.
+Build a new model from parts -- a pretrained vision tower (transformers format) and any Hugging Face causal
+LM -- as stage 1 of the training recipe does. A 4-stage ConvNeXt gets its new stages (`add_convnext_stages`,
+default init); a CLIP, SigLIP or DINOv2 ViT is used as it is, features from its second-to-last layer (LLaVA's
+and prismatic's choice). The projector is new, the LM keeps its weights. `tower_image_stats` reads the tower's
+own mean / std for the processor.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, ConvNextModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    CLIPVisionModel,
+    ConvNextModel,
+    Dinov2Model,
+    Dinov2WithRegistersModel,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+    SiglipVisionModel,
+)
+from transformers.utils import cached_file
 
 from ..processing.tokenizer import add_image_token
 from .configuration_convllava import ConvLlavaConfig
 from .modeling_convllava import ConvLlavaForConditionalGeneration
-from .vision import ConvNextVisionTower, add_convnext_stages
+from .vision import VISION_TOWERS, ConvNextVisionTower, add_convnext_stages
 
 logger = logging.getLogger(__name__)
+
+#: transformers model_type of a tower checkpoint -> (our vision_tower_type, the class that reads it).
+VIT_CHECKPOINTS: dict[str, tuple[str, type]] = {
+    "clip": ("clip", CLIPVisionModel),
+    "clip_vision_model": ("clip", CLIPVisionModel),
+    "siglip": ("siglip", SiglipVisionModel),
+    "siglip_vision_model": ("siglip", SiglipVisionModel),
+    "dinov2": ("dinov2", Dinov2Model),
+    "dinov2_with_registers": ("dinov2", Dinov2WithRegistersModel),
+}
+
+
+def _vit_tower(name: str, model_type: str, image_size: int, dtype: torch.dtype | None) -> tuple[str, Any, dict]:
+    """(vision_tower_type, vision config, state with our keys) of a ViT checkpoint."""
+    tower_type, reader = VIT_CHECKPOINTS[model_type]
+    vit = reader.from_pretrained(name, dtype=dtype)
+    config: PretrainedConfig = vit.config
+    if image_size % config.patch_size:
+        raise ValueError(f"image_size={image_size} is not a multiple of {name}'s patch size {config.patch_size}")
+    if image_size != config.image_size:
+        # the tower keeps its trained size (and position table) and interpolates in forward, as transformers does
+        logger.warning("%s was trained at %d px; at %d px its position embeddings are interpolated",
+                       name, config.image_size, image_size)  # fmt: skip
+    state = {k.removeprefix("vision_model."): v for k, v in vit.state_dict().items()}
+    return tower_type, config, state
 
 
 def assemble_from_parts(
@@ -31,16 +73,28 @@ def assemble_from_parts(
     image_resize_mode: str = "pad",
     dtype: torch.dtype | None = None,
 ) -> tuple[ConvLlavaForConditionalGeneration, PreTrainedTokenizerBase]:
-    """Return (model, tokenizer with `<image>`). Paths or Hub ids; no stages are added if depths is empty."""
-    convnext = ConvNextModel.from_pretrained(vision_tower, dtype=dtype)
-    vision_config = convnext.config
-    tower = ConvNextVisionTower(vision_config)
-    missing, unexpected = tower.load_state_dict(convnext.state_dict(), strict=False)
-    if missing or any(not k.startswith("layernorm.") for k in unexpected):
-        raise ValueError(f"{vision_tower} is not a ConvNeXt checkpoint this tower can load (missing {missing[:3]})")
-    if new_stage_depths:
-        add_convnext_stages(tower, new_stage_depths, new_stage_widths)
-    vision_config.image_size = image_size
+    """Return (model, tokenizer with `<image>`). Paths or Hub ids; no stages are added if depths is empty (a ViT
+    tower never gets any)."""
+    model_type = AutoConfig.from_pretrained(vision_tower).model_type
+    if model_type == "convnext":
+        tower_type = "convnext"
+        convnext = ConvNextModel.from_pretrained(vision_tower, dtype=dtype)
+        vision_config = convnext.config
+        tower = ConvNextVisionTower(vision_config)
+        missing, unexpected = tower.load_state_dict(convnext.state_dict(), strict=False)
+        if missing or any(not k.startswith("layernorm.") for k in unexpected):
+            raise ValueError(f"{vision_tower} is not a ConvNeXt checkpoint this tower can load (missing {missing[:3]})")
+        if new_stage_depths:
+            add_convnext_stages(tower, new_stage_depths, new_stage_widths)
+        vision_state = tower.state_dict()
+        vision_config.image_size = image_size
+    elif model_type in VIT_CHECKPOINTS:
+        tower_type, vision_config, vision_state = _vit_tower(vision_tower, model_type, image_size, dtype)
+    else:
+        raise ValueError(
+            f"{vision_tower} is a {model_type!r} model; a tower must be one of convnext, "
+            f"{', '.join(sorted(VIT_CHECKPOINTS))} (our tower types: {sorted(VISION_TOWERS)})"
+        )
 
     llm = AutoModelForCausalLM.from_pretrained(language_model, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(language_model)
@@ -50,13 +104,17 @@ def assemble_from_parts(
     config = ConvLlavaConfig(
         vision_config=vision_config,
         text_config=llm.config,
+        vision_tower_type=tower_type,
+        vision_feature_layer=-1 if tower_type == "convnext" else -2,
         projector_type=projector_type,
         image_token_id=image_token_id,
         image_size=image_size,
         image_resize_mode=image_resize_mode,
     )
     model = ConvLlavaForConditionalGeneration(config)
-    model.model.vision_tower.load_state_dict(tower.state_dict())
+    missing, _ = model.model.vision_tower.load_state_dict(vision_state, strict=False)
+    if missing:  # a ViT checkpoint also holds its final norm / head, which the tower never runs
+        raise ValueError(f"{vision_tower} lacks weights the tower needs: {missing[:3]}")
     model.model.language_model.load_state_dict(llm.get_decoder().state_dict())
     model.lm_head.load_state_dict(llm.get_output_embeddings().state_dict())
     for module in model.model.projector.modules():  # PyTorch default init, as the original builds it fresh
@@ -66,3 +124,12 @@ def assemble_from_parts(
         model.to(dtype)
     logger.info("assembled %s + %s with a new %s projector", vision_tower, language_model, projector_type)
     return model, tokenizer
+
+
+def tower_image_stats(vision_tower: str) -> dict[str, list[float]]:
+    """`image_mean` / `image_std` from the tower's `preprocessor_config.json`, or {} (the processor's CLIP default)."""
+    path = cached_file(vision_tower, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
+    if path is None:
+        return {}
+    config = json.loads(Path(path).read_text())
+    return {k: config[k] for k in ("image_mean", "image_std") if k in config}

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, TrainingArguments, set_seed
 from ..atomic import write_json_atomic
 from ..data import ConversationCollator, ConversationDataset, load_records
 from ..models import PRESETS, ConvLlavaForConditionalGeneration, get_preset
-from ..models.assembly import assemble_from_parts
+from ..models.assembly import assemble_from_parts, tower_image_stats
 from ..processing import ConvLlavaProcessor
 from .config import TrainConfig
 from .lora import apply_lora
@@ -40,7 +40,8 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             new_stage_depths=config.new_vision_stages.depths,
             new_stage_widths=config.new_vision_stages.widths,
         )
-        return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template)
+        stats = tower_image_stats(config.vision_tower)  # SigLIP / DINOv2 normalise with their own
+        return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template, **stats)
     if config.model in PRESETS:
         if config.tokenizer is None:
             raise ValueError(f"model {config.model!r} is a preset (random weights): also set `tokenizer`")
