@@ -234,3 +234,6 @@ def test_original_llava16_checkpoint_loads_converts_and_exports(pair, tmp_path):
     (ckpt / "config.json").write_text(json.dumps({**flat, "mm_patch_merge_type": "flat"}))
     with pytest.raises(CheckpointError, match="spatial_unpad"):
         load_original(ckpt)
+    (ckpt / "config.json").write_text(json.dumps({**flat, "image_grid_pinpoints": "(1x1),...,(3x3)"}))
+    with pytest.raises(CheckpointError, match=r"not a list of \[width, height\] pairs"):
+        load_original(ckpt)

@@ -116,7 +116,13 @@ def _image_mode(original: dict[str, Any], folder: Path) -> tuple[str, list[list[
             f"{folder}/config.json: image_aspect_ratio 'anyres' with mm_patch_merge_type {merge!r}; convllava reads "
             "LLaVA-1.6's 'spatial_unpad' only"
         )
-    return "anyres", [[int(h), int(w)] for w, h in original["image_grid_pinpoints"]]  # the original writes (w, h)
+    pinpoints = original.get("image_grid_pinpoints")
+    if not isinstance(pinpoints, list) or not all(isinstance(p, list) and len(p) == 2 for p in pinpoints):
+        raise CheckpointError(
+            f"{folder}/config.json: image_grid_pinpoints {pinpoints!r} is not a list of [width, height] pairs "
+            "(LLaVA-1.6's form; LLaVA-NeXT's '(AxB),(CxD)' grid ranges are not read)"
+        )
+    return "anyres", [[int(h), int(w)] for w, h in pinpoints]  # the original writes (w, h)
 
 
 def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
