@@ -55,12 +55,11 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, ConvNextLayer) and module.layer_scale_parameter is not None:
             init.constant_(module.layer_scale_parameter, self.config.vision_config.layer_scale_init_value)
-        elif isinstance(module, CLIPVisionEmbeddings):
-            init.normal_(module.class_embedding, std=module.embed_dim**-0.5)
+        elif isinstance(module, CLIPVisionEmbeddings | SiglipVisionEmbeddings):
+            if isinstance(module, CLIPVisionEmbeddings):
+                init.normal_(module.class_embedding, std=module.embed_dim**-0.5)
             # a non-persistent buffer: never in a checkpoint, so it must be rebuilt after a meta-device load
             init.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))
-        elif isinstance(module, SiglipVisionEmbeddings):
-            init.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))  # the same
         elif isinstance(module, Dinov2Embeddings | Dinov2WithRegistersEmbeddings):  # as Dinov2PreTrainedModel does
             std = self.config.vision_config.initializer_range
             init.trunc_normal_(module.position_embeddings, std=std)

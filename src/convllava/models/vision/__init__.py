@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from .base import ViTTower
 from .clip import ClipVisionTower
 from .convnext import ConvNextVisionTower, add_convnext_stages
 from .vit import Dinov2VisionTower, SiglipVisionTower
@@ -22,24 +23,19 @@ def _convnext(config: Any) -> nn.Module:
     return ConvNextVisionTower(config.vision_config)
 
 
-def _clip(config: Any) -> nn.Module:
-    return ClipVisionTower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
+def _vit(tower: type[ViTTower]) -> Callable[[Any], nn.Module]:
+    def build(config: Any) -> nn.Module:
+        return tower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
 
-
-def _siglip(config: Any) -> nn.Module:
-    return SiglipVisionTower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
-
-
-def _dinov2(config: Any) -> nn.Module:
-    return Dinov2VisionTower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
+    return build
 
 
 #: vision_tower_type -> builder taking the ConvLlavaConfig.
 VISION_TOWERS: dict[str, Callable[[Any], nn.Module]] = {
     "convnext": _convnext,
-    "clip": _clip,
-    "siglip": _siglip,
-    "dinov2": _dinov2,  # also `dinov2_with_registers` configs
+    "clip": _vit(ClipVisionTower),
+    "siglip": _vit(SiglipVisionTower),
+    "dinov2": _vit(Dinov2VisionTower),  # also `dinov2_with_registers` configs
 }
 
 
