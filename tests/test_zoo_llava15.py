@@ -22,12 +22,17 @@ SIZE, PATCH = 56, 14
 
 @pytest.fixture(scope="module")
 def llava15(tmp_path_factory):
-    root = tmp_path_factory.mktemp("llava15")
+    return build_llava15(tmp_path_factory.mktemp("llava15"))
+
+
+def build_llava15(root, layers=3, dense=None, dense_groups=()):
+    """An original LLaVA-1.5 checkpoint folder (CLIP + MLP + Llama) and its parts; `dense`: the Dense Connector
+    fork's `mm_dense_connector_type`, whose features add the means of `dense_groups` of hidden states."""
     torch.manual_seed(2)
     clip_config = CLIPConfig(
         text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
-                       "image_size": SIZE, "patch_size": PATCH},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": layers,
+                       "num_attention_heads": 4, "image_size": SIZE, "patch_size": PATCH},
         projection_dim=16,
     )  # fmt: skip
     CLIPModel(clip_config).save_pretrained(root / "clip")  # like openai/clip-vit-large-patch14-336: text + vision
@@ -37,25 +42,31 @@ def llava15(tmp_path_factory):
     llm_config = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                              num_attention_heads=4, num_key_value_heads=4)  # fmt: skip
     llm = LlamaForCausalLM(llm_config).eval()
-    projector = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 64))
+    mm_hidden = 32 * (1 + len(dense_groups))
+    projector = nn.Sequential(nn.Linear(mm_hidden, 64), nn.GELU(), nn.Linear(64, 64))
     ckpt = root / "ckpt"
     ckpt.mkdir()
     state = {**llm.state_dict(), **{f"model.mm_projector.{k}": v for k, v in projector.state_dict().items()}}
     torch.save(state, ckpt / "pytorch_model.bin")
     (ckpt / "config.json").write_text(json.dumps({
         **llm_config.to_dict(), "architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava",
-        "mm_vision_tower": str(root / "clip"), "mm_hidden_size": 32, "mm_projector_type": "mlp2x_gelu",
-        "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad"}))  # fmt: skip
+        "mm_vision_tower": str(root / "clip"), "mm_hidden_size": mm_hidden, "mm_projector_type": "mlp2x_gelu",
+        "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",
+        **({"mm_dense_connector_type": dense} if dense else {})}))  # fmt: skip
     tokenizer = train_tokenizer(CORPUS * 20, vocab_size=512, image_token=False)
     tokenizer.save_pretrained(ckpt)
     vision = CLIPVisionModel.from_pretrained(root / "clip").eval()
-    return {"ckpt": ckpt, "vision": vision, "llm": llm, "projector": projector, "tokenizer": tokenizer}
+    return {"ckpt": ckpt, "vision": vision, "llm": llm, "projector": projector, "tokenizer": tokenizer,
+            "dense_groups": dense_groups}  # fmt: skip
 
 
 def reference_logits(parts, prompt, pixel_values):
     ids = tokenizer_image_token(prompt, parts["tokenizer"])
     with torch.no_grad():
-        hidden = parts["vision"](pixel_values, output_hidden_states=True).hidden_states[-2][:, 1:]
+        states = parts["vision"](pixel_values, output_hidden_states=True).hidden_states
+        hidden = states[-2][:, 1:]
+        for group in parts["dense_groups"]:  # the Dense Connector's channel integration, as its fork computes it
+            hidden = torch.cat([hidden, torch.stack([states[i][:, 1:] for i in group]).sum(0) / len(group)], -1)
         features = parts["projector"](hidden)[0]
         at = ids.index(-200)
         embed = parts["llm"].model.embed_tokens

@@ -67,6 +67,7 @@ def assemble_from_parts(
     vision_tower: str,
     language_model: str,
     projector_type: str = "mlp2x_gelu",
+    dense_connector: str | None = None,
     image_size: int = 768,
     new_stage_depths: Sequence[int] = (6,),
     new_stage_widths: Sequence[int] = (3072,),
@@ -74,7 +75,8 @@ def assemble_from_parts(
     dtype: torch.dtype | None = None,
 ) -> tuple[ConvLlavaForConditionalGeneration, PreTrainedTokenizerBase]:
     """Return (model, tokenizer with `<image>`). Paths or Hub ids; no stages are added if depths is empty (a ViT
-    tower never gets any)."""
+    tower never gets any). `dense_connector` ("dci" / "sci", ViT towers only) concatenates the means of earlier
+    layers to the selected one's features (models/vision/dense.py)."""
     model_type = AutoConfig.from_pretrained(vision_tower).model_type
     if model_type == "convnext":
         tower_type = "convnext"
@@ -107,6 +109,7 @@ def assemble_from_parts(
         vision_tower_type=tower_type,
         vision_feature_layer=-1 if tower_type == "convnext" else -2,
         projector_type=projector_type,
+        dense_connector=dense_connector,
         image_token_id=image_token_id,
         image_size=image_size,
         image_resize_mode=image_resize_mode,

@@ -11,6 +11,8 @@ from typing import Any
 from transformers import AutoConfig, ConvNextConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from .vision.dense import check_dense_connector, default_groups
+
 IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native", "anyres")
 
 
@@ -37,6 +39,10 @@ class ConvLlavaConfig(PretrainedConfig):
         vision_feature_layer: hidden state the tower returns (ConvNeXt: -1 only; CLIP / LLaVA-1.5: -2; prismatic's
             SigLIP / DINOv2: -2).
         vision_feature_select: `patch` (drop a ViT's CLS token, LLaVA's default) or `cls_patch`.
+        dense_connector: the Dense Connector on a ViT tower: `dci` or `sci` (vision/dense.py), or None. The selected
+            layer's tokens get the means of groups of earlier hidden states concatenated on the channels.
+        dense_connector_groups: the hidden-state indices each group averages (0 = the embeddings); None for the
+            original's choice (`sci`: [[7], [15]]; `dci`: the first and second half of the tower's layers).
         projector_type: key of `convllava.models.projectors` (`linear`, `mlp{k}x_gelu`, `identity`, `norm_mlp2x_gelu`,
             `norm_pos_mlp2x_gelu`, `mlp{k}x_res{m}x_gelu`, `pooler`, `ldpnetv2`, `spp_v{1,2,3}`, `minigpt`, `vanilla`).
         image_token_id: id the processor writes for each visual token. It may lie outside the LM vocabulary
@@ -57,6 +63,8 @@ class ConvLlavaConfig(PretrainedConfig):
     vision_tower_type: str = "convnext"
     vision_feature_layer: int = -1
     vision_feature_select: str = "patch"
+    dense_connector: str | None = None
+    dense_connector_groups: list[list[int]] | None = None
     projector_type: str = "mlp2x_gelu"
     image_token_id: int = 32000
     image_size: int = 768
@@ -71,6 +79,14 @@ class ConvLlavaConfig(PretrainedConfig):
             raise ValueError(
                 f"image_resize_mode={self.image_resize_mode!r} is not one of {IMAGE_RESIZE_MODES}; "
                 "use 'pad' for the published checkpoints."
+            )
+        check_dense_connector(self.dense_connector)
+        if self.dense_connector_groups is not None and self.dense_connector is None:
+            raise ValueError("dense_connector_groups is set but dense_connector is None: name the form, 'dci' or 'sci'")
+        if self.dense_connector is not None and isinstance(self.vision_config, ConvNextConfig):
+            raise ValueError(
+                "the dense connector integrates the hidden states of a ViT tower (clip, siglip, dinov2); a ConvNeXt's "
+                "stages differ in grid and width: set dense_connector=None"
             )
         if self.image_size <= 0:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
@@ -93,8 +109,16 @@ class ConvLlavaConfig(PretrainedConfig):
 
     @property
     def vision_hidden_size(self) -> int:
-        """Channels of the feature the projector receives (3072 for ConvNeXt-L + stage 5)."""
+        """Channels of the feature the projector receives (3072 for ConvNeXt-L + stage 5; a dense connector's
+        ViT: its width times 1 + its groups)."""
         vc = self.vision_config
         if isinstance(vc, ConvNextConfig):
             return vc.hidden_sizes[vc.num_stages - 1]
-        return int(vc.hidden_size)
+        return int(vc.hidden_size) * (1 + len(self.dense_groups))
+
+    @property
+    def dense_groups(self) -> list[list[int]]:
+        """The dense connector's groups of hidden-state indices ([] without one)."""
+        if self.dense_connector is None:
+            return []
+        return self.dense_connector_groups or default_groups(self.dense_connector, self.vision_config.num_hidden_layers)

@@ -51,6 +51,7 @@ class TrainConfig:
     vision_tower: str | None = None  # with language_model: assemble a new model (stage 1)
     language_model: str | None = None
     projector_type: str | None = None  # a new projector (assembly: default mlp2x_gelu; presets: replaces theirs)
+    dense_connector: str | None = None  # assembly with a ViT tower: "dci" / "sci" (models/vision/dense.py)
     image_size: int = 768
     new_vision_stages: NewVisionStages = field(default_factory=NewVisionStages)
     data: str | None = None

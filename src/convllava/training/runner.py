@@ -36,6 +36,7 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             config.vision_tower,
             config.language_model,
             projector_type=config.projector_type or "mlp2x_gelu",
+            dense_connector=config.dense_connector,
             image_size=config.image_size,
             new_stage_depths=config.new_vision_stages.depths,
             new_stage_widths=config.new_vision_stages.widths,
@@ -48,6 +49,11 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
         model_config = get_preset(config.model)
         if config.projector_type is not None:  # an unknown name fails in the model's build, naming the known ones
             model_config.projector_type = config.projector_type
+        if config.dense_connector is not None:
+            raise ValueError(
+                f"dense_connector={config.dense_connector!r}: the presets have ConvNeXt towers, and the dense connector "
+                "needs a ViT tower: assemble one from vision_tower (CLIP / SigLIP / DINOv2) + language_model"
+            )
         model = ConvLlavaForConditionalGeneration(model_config)
         tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
         return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template)
@@ -57,6 +63,11 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             f"projector_type={config.projector_type!r}, but {config.model} has a trained "
             f"{model.config.projector_type!r} projector; projector_type picks the projector of a new model only "
             "(a preset or vision_tower + language_model): drop it"
+        )
+    if config.dense_connector not in (None, model.config.dense_connector):
+        raise ValueError(
+            f"dense_connector={config.dense_connector!r}, but {config.model} was built with "
+            f"{model.config.dense_connector!r}; it picks the connector of a new model only: drop it"
         )
     processor = ConvLlavaProcessor.from_pretrained(config.model)
     if processor.template != config.template:

@@ -18,14 +18,20 @@ from .vit import Dinov2VisionTower, SiglipVisionTower
 
 
 def _convnext(config: Any) -> nn.Module:
-    if config.vision_feature_layer != -1:
+    if config.vision_feature_layer != -1:  # (the config rejects a dense connector on it)
         raise ValueError("the ConvNeXt tower gives its last stage only: vision_feature_layer must be -1")
     return ConvNextVisionTower(config.vision_config)
 
 
 def _vit(tower: type[ViTTower]) -> Callable[[Any], nn.Module]:
     def build(config: Any) -> nn.Module:
-        return tower(config.vision_config, config.vision_feature_layer, config.vision_feature_select)
+        return tower(
+            config.vision_config,
+            config.vision_feature_layer,
+            config.vision_feature_select,
+            config.dense_connector,
+            config.dense_groups or None,
+        )
 
     return build
 

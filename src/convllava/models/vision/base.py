@@ -6,8 +6,13 @@ stages, ViT layers) from an index on, which the training stages use. `ViTTower`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import nn
 from transformers import PretrainedConfig
+
+from .dense import check_groups, default_groups, integrate_channels
 
 
 class StagedTower(nn.Module):
@@ -39,12 +44,21 @@ class StagedTower(nn.Module):
 
 class ViTTower(StagedTower):
     """What the ViT towers (CLIP, SigLIP, DINOv2) share: the feature layer and selection checks, the patch grid,
-    and sdpa attention by default. `n_run`: how many layers run (the index into transformers' hidden_states)."""
+    sdpa attention by default, the layer loop and the Dense Connector (dense.py). `n_run`: how many layers run
+    (the index into transformers' hidden_states). A tower supplies `embed`, `select_tokens` and, where its layers
+    take other arguments than (hidden, mask), `run_layer`."""
 
     unit_name = "layers"
     feature_selects: tuple[str, ...] = ("patch",)
 
-    def __init__(self, config: PretrainedConfig, feature_layer: int, select: str) -> None:
+    def __init__(
+        self,
+        config: PretrainedConfig,
+        feature_layer: int,
+        select: str,
+        dense_connector: str | None = None,
+        dense_groups: Sequence[Sequence[int]] | None = None,
+    ) -> None:
         super().__init__()
         if select not in self.feature_selects:
             raise ValueError(
@@ -59,6 +73,36 @@ class ViTTower(StagedTower):
         self.feature_layer = feature_layer
         self.select = select
         self.n_run = feature_layer % (n_layers + 1)  # index into hidden_states: the layers to run
+        self.dense_groups: list[list[int]] = []
+        if dense_connector is not None:
+            if select != "patch":
+                raise ValueError("the dense connector integrates patch tokens: use vision_feature_select='patch'")
+            groups = dense_groups or default_groups(dense_connector, n_layers)
+            check_groups(groups, self.n_run)
+            self.dense_groups = [list(group) for group in groups]
+
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def run_layer(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        return layer(hidden, None)
+
+    def select_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        hidden = self.embed(pixel_values)
+        keep = {i for group in self.dense_groups for i in group}
+        states = {0: hidden} if 0 in keep else {}
+        for index, layer in enumerate(self.units[: self.n_run], start=1):
+            hidden = self.run_layer(layer, hidden)
+            if index in keep:
+                states[index] = hidden
+        features = self.select_tokens(hidden)
+        if not self.dense_groups:
+            return features
+        states = {i: self.select_tokens(h) for i, h in states.items()}
+        return integrate_channels(features, states, self.dense_groups)
 
     @property
     def stride(self) -> int:
@@ -66,7 +110,8 @@ class ViTTower(StagedTower):
 
     @property
     def hidden_size(self) -> int:
-        return self.config.hidden_size
+        """Channels of what `forward` returns: the width, times 1 + the dense connector's groups."""
+        return self.config.hidden_size * (1 + len(self.dense_groups))
 
     def feature_grid(self, height: int, width: int) -> tuple[int, int]:
         return height // self.config.patch_size, width // self.config.patch_size

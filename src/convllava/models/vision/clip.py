@@ -9,6 +9,8 @@ CLS token for `select="patch"` (LLaVA's default) -- layers after the selected on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from transformers import CLIPVisionConfig
@@ -25,17 +27,24 @@ class ClipVisionTower(ViTTower):
     units_path = "encoder.layers"  # a ViT's "stages" are its layers
     feature_selects = FEATURE_SELECTS
 
-    def __init__(self, config: CLIPVisionConfig, feature_layer: int = -2, select: str = "patch") -> None:
-        super().__init__(config, feature_layer, select)
+    def __init__(
+        self,
+        config: CLIPVisionConfig,
+        feature_layer: int = -2,
+        select: str = "patch",
+        dense_connector: str | None = None,
+        dense_groups: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        super().__init__(config, feature_layer, select, dense_connector, dense_groups)
         self.embeddings = CLIPVisionEmbeddings(config)
         self.pre_layrnorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.encoder = nn.Module()
         self.encoder.layers = nn.ModuleList(CLIPEncoderLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
         # images larger than the pretraining size get bicubically interpolated position embeddings
         interpolate = tuple(pixel_values.shape[-2:]) != (self.config.image_size, self.config.image_size)
-        hidden = self.pre_layrnorm(self.embeddings(pixel_values, interpolate_pos_encoding=interpolate))
-        for layer in self.encoder.layers[: self.n_run]:
-            hidden = layer(hidden, None)
+        return self.pre_layrnorm(self.embeddings(pixel_values, interpolate_pos_encoding=interpolate))
+
+    def select_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden[:, 1:] if self.select == "patch" else hidden

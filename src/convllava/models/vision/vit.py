@@ -12,6 +12,8 @@ its tokens are patches; DINOv2's CLS (and its register tokens, in `dinov2_with_r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from transformers import Dinov2Config, Dinov2WithRegistersConfig, SiglipVisionConfig
@@ -30,17 +32,24 @@ class SiglipVisionTower(ViTTower):
 
     units_path = "encoder.layers"
 
-    def __init__(self, config: SiglipVisionConfig, feature_layer: int = -1, select: str = "patch") -> None:
-        super().__init__(config, feature_layer, select)
+    def __init__(
+        self,
+        config: SiglipVisionConfig,
+        feature_layer: int = -1,
+        select: str = "patch",
+        dense_connector: str | None = None,
+        dense_groups: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        super().__init__(config, feature_layer, select, dense_connector, dense_groups)
         self.embeddings = SiglipVisionEmbeddings(config)
         self.encoder = nn.Module()
         self.encoder.layers = nn.ModuleList(SiglipEncoderLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
         interpolate = tuple(pixel_values.shape[-2:]) != (self.config.image_size, self.config.image_size)
-        hidden = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate)
-        for layer in self.encoder.layers[: self.n_run]:
-            hidden = layer(hidden, None)
+        return self.embeddings(pixel_values, interpolate_pos_encoding=interpolate)
+
+    def select_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden
 
 
@@ -50,8 +59,15 @@ class Dinov2VisionTower(ViTTower):
     units_path = "encoder.layer"
     feature_selects = ("patch", "cls_patch")
 
-    def __init__(self, config: Dinov2Config, feature_layer: int = -1, select: str = "patch") -> None:
-        super().__init__(config, feature_layer, select)
+    def __init__(
+        self,
+        config: Dinov2Config,
+        feature_layer: int = -1,
+        select: str = "patch",
+        dense_connector: str | None = None,
+        dense_groups: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        super().__init__(config, feature_layer, select, dense_connector, dense_groups)
         registers = isinstance(config, Dinov2WithRegistersConfig)
         self.n_registers = config.num_register_tokens if registers else 0
         self.embeddings = (Dinov2WithRegistersEmbeddings if registers else Dinov2Embeddings)(config)
@@ -59,9 +75,12 @@ class Dinov2VisionTower(ViTTower):
         self.encoder = nn.Module()
         self.encoder.layer = nn.ModuleList(layer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        hidden = self.embeddings(pixel_values)
-        for layer in self.encoder.layer[: self.n_run]:
-            hidden = layer(hidden)
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.embeddings(pixel_values)
+
+    def run_layer(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        return layer(hidden)
+
+    def select_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
         patches = hidden[:, 1 + self.n_registers :]
         return patches if self.select == "patch" else torch.cat([hidden[:, :1], patches], dim=1)

@@ -22,6 +22,7 @@ from transformers import CLIPVisionConfig, ConvNextConfig, LlamaConfig
 
 from ..configuration_convllava import ConvLlavaConfig
 from ..projectors import PROJECTORS, get_projector_spec
+from ..vision.dense import default_groups
 from .checkpoint_io import CheckpointError, read_state_dict
 
 logger = logging.getLogger(__name__)
@@ -186,12 +187,15 @@ def convert_original(
         vision_config = _vision_config_from_keys(vision_state, image_size)
     text_config = _text_config(original)
     resize_mode, pinpoints = _image_mode(original, folder)
+    dense = original.get("mm_dense_connector_type")  # the Dense Connector's fork; "none" when unused
+    dense = None if dense in (None, "none", "None") else dense
     config = ConvLlavaConfig(
         vision_config=vision_config,
         text_config=text_config,
         vision_tower_type=tower_type,
         vision_feature_layer=int(original.get("mm_vision_select_layer", -1)) if tower_type == "clip" else -1,
         vision_feature_select=original.get("mm_vision_select_feature", "patch"),
+        dense_connector=dense,
         projector_type=projector_type,
         image_token_id=image_token_id if image_token_id is not None else text_config.vocab_size,
         image_size=image_size,
@@ -230,6 +234,13 @@ def export_original(
             f"vision_tower_type {config.vision_tower_type!r}: the original LLaVA format is written for the ConvNeXt "
             "(ConvLLaVA) and CLIP (LLaVA-1.5) towers only; keep this model in the convllava format"
         )
+    if config.dense_connector_groups and config.dense_connector_groups != default_groups(
+        config.dense_connector, config.vision_config.num_hidden_layers
+    ):
+        raise ValueError(
+            f"dense_connector_groups={config.dense_connector_groups}: the original Dense Connector code uses fixed "
+            "layers; keep this model in the convllava format"
+        )
     llm: dict[str, torch.Tensor] = {}
     vision: dict[str, torch.Tensor] = {}
     vision_prefix = "vision_model." if config.vision_tower_type == "clip" else ""  # CLIPVisionModel's names
@@ -262,6 +273,8 @@ def export_original(
         "tokenizer_padding_side": "right",
         "use_mm_proj": True,
     }
+    if config.dense_connector is not None:
+        original["mm_dense_connector_type"] = config.dense_connector
     if config.image_resize_mode == "anyres":
         original["image_grid_pinpoints"] = [[w, h] for h, w in config.image_grid_pinpoints]  # (w, h), as it reads them
     vision_config = config.vision_config.to_dict()
