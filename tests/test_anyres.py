@@ -237,3 +237,38 @@ def test_original_llava16_checkpoint_loads_converts_and_exports(pair, tmp_path):
     (ckpt / "config.json").write_text(json.dumps({**flat, "image_grid_pinpoints": "(1x1),...,(3x3)"}))
     with pytest.raises(CheckpointError, match=r"not a list of \[width, height\] pairs"):
         load_original(ckpt)
+
+
+def test_lora_trains_the_newline_and_saves_resumes_and_merges_it(pair, tokenizer, tmp_path):
+    """PEFT's adapter file cannot hold a bare parameter: the newline goes beside it, and resume and merge read it."""
+    from safetensors.torch import load_file
+
+    from convllava.training.config import load_train_config
+    from convllava.training.lora import EXTRA_TRAINABLES, merge_lora
+    from convllava.training.runner import run_training
+    from helpers import write_conversation_data
+
+    _, ours = pair
+    config = ConvLlavaConfig.from_dict({**ours.config.to_dict(), "image_token_id": 512,
+                                        "text_config": {**ours.config.text_config.to_dict(), "vocab_size": 600}})  # fmt: skip
+    torch.manual_seed(0)
+    ConvLlavaForConditionalGeneration(config).save_pretrained(tmp_path / "base")
+    ConvLlavaProcessor.from_model_config(config, tokenizer).save_pretrained(tmp_path / "base")
+    initial = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "base").model.image_newline.detach()
+    data, images = write_conversation_data(tmp_path / "data", n=8)
+
+    def train(steps, resume=False):
+        args = [f"model={tmp_path / 'base'}", f"data={data}", f"image_folder={images}", f"output={tmp_path / 'lora'}",
+                "lora.enabled=true", "lora.r=4", "lora.alpha=8", "learning_rate=1e-2", "global_batch_size=2",
+                "per_device_batch_size=2", "report_to=none", "save_steps=2", f"max_steps={steps}",
+                "gradient_checkpointing=false", "warmup_ratio=0"]  # fmt: skip
+        return run_training(load_train_config(None, args), resume=resume)
+
+    output = train(2)
+    at_2 = load_file(output / "checkpoint-2" / EXTRA_TRAINABLES)["model.image_newline"]
+    assert not torch.allclose(at_2, initial)  # it trained
+    final = train(3, resume=True)  # one more step from checkpoint-2, which must restore the newline
+    after = load_file(final / EXTRA_TRAINABLES)["model.image_newline"]
+    assert (after - initial).abs().max() > 2 * (after - at_2).abs().max()  # restored from checkpoint-2, not the base
+    merged = ConvLlavaForConditionalGeneration.from_pretrained(merge_lora(final, tmp_path / "merged"))
+    assert torch.equal(merged.model.image_newline, after)

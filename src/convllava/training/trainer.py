@@ -20,6 +20,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..atomic import write_json_atomic
 from ..data import ModalityLengthGroupedSampler, skip_summary
 from .config import TrainConfig
+from .lora import load_extra_trainables, save_extra_trainables
 from .stages import parameter_groups
 
 COMPLETE_MARKER = "checkpoint_complete.json"
@@ -106,6 +107,16 @@ class ConvLlavaTrainer(Trainer):
         return skip_summary(counts), ids
 
     # --- checkpoints --------------------------------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+        super()._save(output_dir, state_dict)
+        if _is_peft(self.model):  # what the adapter file leaves out (LLaVA-1.6's image_newline)
+            save_extra_trainables(self.model, output_dir or self.args.output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if _is_peft(self.model):
+            load_extra_trainables(self.model, resume_from_checkpoint)
+
     def _save_checkpoint(self, model: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
         super()._save_checkpoint(model, trial, *args, **kwargs)
         if dist.is_available() and dist.is_initialized():
@@ -113,6 +124,10 @@ class ConvLlavaTrainer(Trainer):
         if self.args.should_save:
             folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             write_json_atomic(folder / COMPLETE_MARKER, {"global_step": self.state.global_step})
+
+
+def _is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config")
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:
