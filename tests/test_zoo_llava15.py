@@ -8,7 +8,15 @@ import json
 import pytest
 import torch
 from torch import nn
-from transformers import CLIPConfig, CLIPModel, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+from transformers import (
+    CLIPConfig,
+    CLIPModel,
+    CLIPVisionModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+)
 
 from conftest import CORPUS
 from convllava import ConvLlavaForConditionalGeneration
@@ -25,9 +33,10 @@ def llava15(tmp_path_factory):
     return build_llava15(tmp_path_factory.mktemp("llava15"))
 
 
-def build_llava15(root, layers=3, dense=None, dense_groups=()):
+def build_llava15(root, layers=3, dense=None, dense_groups=(), mistral=False):
     """An original LLaVA-1.5 checkpoint folder (CLIP + MLP + Llama) and its parts; `dense`: the Dense Connector
-    fork's `mm_dense_connector_type`, whose features add the means of `dense_groups` of hidden states."""
+    fork's `mm_dense_connector_type`, whose features add the means of `dense_groups` of hidden states; `mistral`:
+    LLaVA-1.6 Mistral's layout (`llava_mistral`, a Mistral LM)."""
     torch.manual_seed(2)
     clip_config = CLIPConfig(
         text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4},
@@ -39,9 +48,10 @@ def build_llava15(root, layers=3, dense=None, dense_groups=()):
     (root / "clip" / "preprocessor_config.json").write_text(json.dumps({
         "crop_size": {"height": SIZE, "width": SIZE}, "size": {"shortest_edge": SIZE}, "resample": 3,
         "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}))  # fmt: skip
-    llm_config = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=4)  # fmt: skip
-    llm = LlamaForCausalLM(llm_config).eval()
+    config_class, model_class = (MistralConfig, MistralForCausalLM) if mistral else (LlamaConfig, LlamaForCausalLM)
+    llm_config = config_class(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    llm = model_class(llm_config).eval()
     mm_hidden = 32 * (1 + len(dense_groups))
     projector = nn.Sequential(nn.Linear(mm_hidden, 64), nn.GELU(), nn.Linear(64, 64))
     ckpt = root / "ckpt"
@@ -49,7 +59,8 @@ def build_llava15(root, layers=3, dense=None, dense_groups=()):
     state = {**llm.state_dict(), **{f"model.mm_projector.{k}": v for k, v in projector.state_dict().items()}}
     torch.save(state, ckpt / "pytorch_model.bin")
     (ckpt / "config.json").write_text(json.dumps({
-        **llm_config.to_dict(), "architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava",
+        **llm_config.to_dict(), "architectures": ["LlavaMistralForCausalLM" if mistral else "LlavaLlamaForCausalLM"],
+        "model_type": "llava_mistral" if mistral else "llava",
         "mm_vision_tower": str(root / "clip"), "mm_hidden_size": mm_hidden, "mm_projector_type": "mlp2x_gelu",
         "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",
         **({"mm_dense_connector_type": dense} if dense else {})}))  # fmt: skip
@@ -104,3 +115,36 @@ def test_llava15_loads_converts_and_exports_with_reference_numerics(llava15, tmp
     assert all(k.startswith("vision_model.") for k in vision_keys)
     again, processor = load_original(exported)
     _check(again, processor, llava15)
+
+
+def test_llava16_mistral_loads_with_its_template_and_exports_as_llava_mistral(tmp_path):
+    parts = build_llava15(tmp_path / "src", mistral=True)
+    model, processor = load_original(parts["ckpt"])
+    assert model.config.text_config.model_type == "mistral" and processor.template == "mistral_instruct"
+    assert (
+        processor.apply_chat_template([{"role": "user", "content": "<image>\nWhat?"}])
+        == "[INST] <image>\nWhat? [/INST]"
+    )
+    _check(model, processor, parts)
+    exported = export_checkpoint(convert_checkpoint(parts["ckpt"], tmp_path / "ours"), tmp_path / "theirs")
+    written = json.loads((exported / "config.json").read_text())
+    assert (written["model_type"], written["architectures"]) == ("llava_mistral", ["LlavaMistralForCausalLM"])
+    again, processor = load_original(exported)
+    assert processor.template == "mistral_instruct"
+    _check(again, processor, parts)
+    import convllava
+
+    assert convllava.load(exported, template="vicuna_v1").processor.template == "vicuna_v1"  # the caller's choice
+    ours = convllava.load(tmp_path / "ours", template="chatml_direct").processor
+    assert ours.template == "chatml_direct" and ours.apply_chat_template([{"role": "user", "content": "Hi"}]).endswith(
+        "<|im_start|>user\nHi<|im_end|><|im_start|>assistant\n"
+    )
+
+
+def test_a_chatml_tokenizer_gets_chatml_direct(llava15):
+    from convllava.models.zoo.loading import default_template
+
+    model, processor = load_original(llava15["ckpt"])
+    assert default_template(model.config, processor.tokenizer) == "vicuna_v1"
+    processor.tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    assert default_template(model.config, processor.tokenizer) == "chatml_direct"  # LLaVA-1.6 34B's Yi tokenizer

@@ -38,6 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL or OpenAI)")
     p.add_argument("--dtype", default=None)
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--template",
+        default=None,
+        help="conversation template (default: the checkpoint's own; mistral_instruct, chatml_direct, ...)",
+    )
     p.set_defaults(func=run_eval)
 
 
@@ -61,7 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..evaluation.judge import OpenAIJudge
 
     judge = OpenAIJudge(args.judge_model, base_url=args.judge_base_url) if args.judge_model else None
-    pipeline = load(args.model, dtype=args.dtype, device=args.device)
+    pipeline = load(args.model, dtype=args.dtype, device=args.device, template=args.template)
     output = args.output or f"runs/eval/{args.task}"
     results = runner.evaluate(
         pipeline, args.task, args.data, output, protocol=args.protocol, limit=args.limit, batch_size=args.batch_size,

@@ -23,6 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     gen.add_argument("--dtype", default=None, help="float32 / bfloat16 / float16")
     gen.add_argument("--device", default=None, help="cpu / cuda")
+    gen.add_argument(
+        "--template",
+        default=None,
+        help="conversation template (default: the checkpoint's own; mistral_instruct, chatml_direct, ...)",
+    )
     gen.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes NF4 language model (CUDA)")
     gen.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes int8 language model (CUDA)")
     gen.set_defaults(func=run_generate)
@@ -34,6 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--temperature", type=float, default=0.0)
     chat.add_argument("--dtype", default=None)
     chat.add_argument("--device", default=None)
+    chat.add_argument(
+        "--template",
+        default=None,
+        help="conversation template (default: the checkpoint's own; mistral_instruct, chatml_direct, ...)",
+    )
     chat.add_argument("--load-in-4bit", action="store_true")
     chat.add_argument("--load-in-8bit", action="store_true")
     chat.set_defaults(func=run_chat)
@@ -55,7 +65,9 @@ def run_generate(args: argparse.Namespace) -> int:
     from .. import load
     from ..inference.batch import generate_file
 
-    pipeline = load(args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args))
+    pipeline = load(
+        args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args), template=args.template
+    )
     counts = generate_file(
         pipeline, args.input, args.output, batch_size=args.batch_size, image_folder=args.image_folder, **_sampling(args)
     )
@@ -69,7 +81,9 @@ HELP = "commands: /image PATH (attach to the next question), /reset, /save FILE,
 def run_chat(args: argparse.Namespace, stdin=sys.stdin, stdout=sys.stdout) -> int:
     from .. import load
 
-    pipeline = load(args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args))
+    pipeline = load(
+        args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args), template=args.template
+    )
     messages: list[dict] = []
     images: list[str] = []
     pending: list[str] = list(args.image)

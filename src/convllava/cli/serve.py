@@ -18,6 +18,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="model id reported by /v1/models (default: the model path)")
     p.add_argument("--dtype", default=None)
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--template",
+        default=None,
+        help="conversation template (default: the checkpoint's own; mistral_instruct, chatml_direct, ...)",
+    )
     p.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes NF4 language model (CUDA)")
     p.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes int8 language model (CUDA)")
     p.add_argument("--max-batch-size", type=int, default=8)
@@ -46,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens,
         allow_remote_images=args.allow_remote_images, local_files_root=args.allow_local_files,
     )  # fmt: skip
-    pipeline = load(args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args))
+    pipeline = load(
+        args.model, dtype=args.dtype, device=args.device, quantize_bits=quantize_bits(args), template=args.template
+    )
     app = create_app(pipeline, args.name or str(args.model), limits, max_batch_size=args.max_batch_size)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0

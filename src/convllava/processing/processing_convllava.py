@@ -71,6 +71,15 @@ class ConvLlavaProcessor(ProcessorMixin):
             )
         return processor
 
+    def with_template(self, template: str) -> ConvLlavaProcessor:
+        """The same processor with another conversation template (a `TEMPLATES` name); itself if unchanged."""
+        if template == self.template:
+            return self
+        return type(self)(
+            self.image_processor, self.tokenizer, template=template, image_token=self.image_token,
+            projector_type=self.projector_type,
+        )  # fmt: skip
+
     # --- token counting -----------------------------------------------------------------------------------
     def num_image_tokens(self, height: int, width: int) -> int:
         """Visual tokens for pixel_values of height x width (grid = size // stride, then the projector's count);

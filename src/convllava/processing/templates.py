@@ -6,86 +6,19 @@ Templates are immutable objects in an exact-name registry (no global mutable con
 `vicuna_v1` reproduces the original `conv_vicuna_v1` (system prompt, `USER`/`ASSISTANT`, separators
 " " and "</s>") character for character; `chat_template` defers to the tokenizer's own Jinja template,
 for any other LLM. The trained spans are what `preprocess_v1` of the original trains: each assistant
-answer (with the space before it) and its end token.
+answer (with the space before it) and its end token. LLaVA-1.6's `mistral_instruct` (`[INST]`) and
+`chatml_direct` (ChatML) reproduce the original's `get_prompt` of those templates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..constants import DEFAULT_IMAGE_TOKEN
+from .messages import Message, RenderedPrompt, TemplateError, normalize_messages
 
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
-#: The LLaVA data format names speakers with `from`; map them onto chat roles.
-_LLAVA_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-
-
-class TemplateError(ValueError):
-    """A conversation cannot be rendered (malformed roles, or a template that is not prefix-stable)."""
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str
-    content: str
-
-
-@dataclass(frozen=True)
-class RenderedPrompt:
-    """A prompt string and the [start, end) character spans whose tokens carry a loss."""
-
-    text: str
-    trained_spans: tuple[tuple[int, int], ...] = ()
-
-
-def _content_to_text(content: Any, image_token: str) -> str:
-    """Content as a string, or as a list of {"type": "text"|"image", ...} parts (HF / OpenAI style)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        pieces = []
-        for part in content:
-            kind = part.get("type") if isinstance(part, Mapping) else None
-            if kind in ("image", "image_url"):
-                pieces.append(image_token)
-            elif kind == "text":
-                pieces.append(str(part.get("text", "")))
-            else:
-                raise TemplateError(f"unknown content part {part!r}; expected type 'text' or 'image'")
-        return "\n".join(pieces)
-    raise TemplateError(f"message content must be a string or a list of parts, got {type(content).__name__}")
-
-
-def normalize_messages(messages: Iterable[Mapping[str, Any]], image_token: str = DEFAULT_IMAGE_TOKEN) -> list[Message]:
-    """Accept chat messages (`role`/`content`) or LLaVA turns (`from`/`value`); check the role order.
-
-    An optional leading system message, then user and assistant alternating, starting with the user.
-    """
-    result: list[Message] = []
-    for index, raw in enumerate(messages):
-        if isinstance(raw, Message):
-            result.append(raw)
-            continue
-        if "role" in raw:
-            role, content = str(raw["role"]), raw.get("content", "")
-        elif "from" in raw:
-            role, content = _LLAVA_ROLES.get(str(raw["from"]), str(raw["from"])), raw.get("value", "")
-        else:
-            raise TemplateError(f"message {index} has neither 'role' nor 'from': {dict(raw)!r}")
-        if role not in ROLES:
-            raise TemplateError(f"message {index} has unknown role {role!r}; expected one of {ROLES}")
-        result.append(Message(role, _content_to_text(content, image_token)))
-    body = result[1:] if result and result[0].role == "system" else result
-    for index, message in enumerate(body):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if message.role != expected:
-            raise TemplateError(
-                f"turn {index} is {message.role!r} where {expected!r} was expected: after an optional system "
-                "message, turns must alternate user / assistant starting with the user"
-            )
-    return result
+__all__ = ["TEMPLATES", "Message", "RenderedPrompt", "Template", "TemplateError", "get_template", "normalize_messages"]
 
 
 @dataclass(frozen=True)
@@ -116,11 +49,77 @@ class SeparatorTemplate:
                 spans.append((start, len(text)))
             else:
                 text += " " + message.content + self.sep
+        _check_generation_prompt(msgs, add_generation_prompt)
         if add_generation_prompt:
-            if not msgs or msgs[-1].role == "assistant":
-                raise TemplateError("add_generation_prompt needs the conversation to end with a user turn")
             text += self.roles[1] + ":"
         return RenderedPrompt(text, tuple(spans))
+
+
+@dataclass(frozen=True)
+class InstTemplate:
+    """LLaVA's `SeparatorStyle.LLAMA_2` (LLaVA-1.6 Mistral's `mistral_instruct`): `[INST] msg [/INST] answer </s>`,
+    rounds joined by `sep`, a non-empty system prompt wrapped in `<<SYS>>` in front of the first user message.
+    The generation prompt ends at `[/INST]`; each answer is trained with the space before it and `sep2`."""
+
+    name: str
+    system: str
+    sep: str
+    sep2: str
+
+    def render(
+        self, messages: Sequence[Mapping[str, Any]] | Sequence[Message], add_generation_prompt: bool = False, **_: Any
+    ) -> RenderedPrompt:
+        msgs = normalize_messages(messages)
+        system = self.system
+        if msgs and msgs[0].role == "system":
+            system, msgs = msgs[0].content, msgs[1:]
+        text, spans = "", []
+        for index, message in enumerate(msgs):
+            if message.role == "user":
+                content = message.content
+                if index == 0 and system:
+                    content = f"<<SYS>>\n{system}\n<</SYS>>\n\n{content}"
+                text += (self.sep if index else "") + f"[INST] {content} [/INST]"
+            else:
+                start = len(text)
+                text += " " + message.content + " " + self.sep2
+                spans.append((start, len(text)))
+        _check_generation_prompt(msgs, add_generation_prompt)
+        return RenderedPrompt(text, tuple(spans))
+
+
+@dataclass(frozen=True)
+class ChatMLTemplate:
+    """LLaVA's `SeparatorStyle.MPT` with ChatML roles (LLaVA-1.6 34B's `chatml_direct`):
+    `<|im_start|>system\n{system}<|im_end|><|im_start|>user\n{msg}<|im_end|><|im_start|>assistant\n...`, no
+    newline between turns. Each answer is trained with its `<|im_end|>`."""
+
+    name: str
+    system: str
+
+    def render(
+        self, messages: Sequence[Mapping[str, Any]] | Sequence[Message], add_generation_prompt: bool = False, **_: Any
+    ) -> RenderedPrompt:
+        msgs = normalize_messages(messages)
+        system = self.system
+        if msgs and msgs[0].role == "system":
+            system, msgs = msgs[0].content, msgs[1:]
+        text, spans = f"<|im_start|>system\n{system}<|im_end|>", []
+        for message in msgs:
+            text += f"<|im_start|>{message.role}\n"
+            start = len(text)
+            text += message.content + "<|im_end|>"
+            if message.role == "assistant":
+                spans.append((start, len(text)))
+        _check_generation_prompt(msgs, add_generation_prompt)
+        if add_generation_prompt:
+            text += "<|im_start|>assistant\n"
+        return RenderedPrompt(text, tuple(spans))
+
+
+def _check_generation_prompt(msgs: Sequence[Message], add_generation_prompt: bool) -> None:
+    if add_generation_prompt and (not msgs or msgs[-1].role == "assistant"):
+        raise TemplateError("add_generation_prompt needs the conversation to end with a user turn")
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def _last_assistant(msgs: list[dict[str, str]]) -> int:
     return max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
 
 
-Template = SeparatorTemplate | TokenizerChatTemplate
+Template = SeparatorTemplate | InstTemplate | ChatMLTemplate | TokenizerChatTemplate
 
 #: Exact-name registry of conversation templates.
 TEMPLATES: dict[str, Template] = {
@@ -187,6 +186,11 @@ TEMPLATES: dict[str, Template] = {
         sep=" ",
         sep2="</s>",
     ),
+    # LLaVA-1.6 Mistral-7B's (`conv_mistral_instruct`): no system prompt, rounds joined by "" (the BOS is the
+    # tokenizer's)
+    "mistral_instruct": InstTemplate(name="mistral_instruct", system="", sep="", sep2="</s>"),
+    # LLaVA-1.6 34B's (`conv_chatml_direct`, Nous-Hermes-2-Yi-34B)
+    "chatml_direct": ChatMLTemplate(name="chatml_direct", system="Answer the questions."),
     "chat_template": TokenizerChatTemplate(),
 }
 

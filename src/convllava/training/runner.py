@@ -69,15 +69,7 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             f"dense_connector={config.dense_connector!r}, but {config.model} was built with "
             f"{model.config.dense_connector!r}; it picks the connector of a new model only: drop it"
         )
-    processor = ConvLlavaProcessor.from_pretrained(config.model)
-    if processor.template != config.template:
-        processor = ConvLlavaProcessor(
-            processor.image_processor,
-            processor.tokenizer,
-            template=config.template,
-            projector_type=processor.projector_type,
-        )
-    return model, processor
+    return model, ConvLlavaProcessor.from_pretrained(config.model).with_template(config.template)
 
 
 def _quantization_kwargs(config: TrainConfig) -> dict[str, Any]:

@@ -20,11 +20,24 @@ from ..configuration_convllava import ConvLlavaConfig
 from .checkpoint_io import CheckpointError, read_state_dict, write_state_dict
 from .original import convert_original, export_original, is_original_checkpoint
 
-#: The template each original family was trained and scored with, by vision tower type: `vicuna_v1` for both
-#: (ConvLLaVA's three stages and LLaVA-1.5's instruction tuning pass `--version v1`, which is `conv_vicuna_v1`,
-#: and LLaVA's own evaluation scripts and lmms-eval pass `--conv-mode vicuna_v1`). The original CLI picks
-#: `llava_v1` from a "v1" in the model name; it differs in the system prompt's wording only.
-DEFAULT_TEMPLATES: dict[str, str] = {"convnext": "vicuna_v1", "clip": "vicuna_v1"}
+#: The template each original family was trained and scored with, by its language model's type: `vicuna_v1` for
+#: Llama / Vicuna (ConvLLaVA's three stages and LLaVA-1.5 / 1.6's instruction tuning pass `--version v1`, which
+#: is `conv_vicuna_v1`, and LLaVA's own evaluation scripts and lmms-eval pass `--conv-mode vicuna_v1`; the
+#: original CLI picks `llava_v1` from a "v1" in the model name, which differs in the system prompt's wording
+#: only) and `mistral_instruct` for LLaVA-1.6 Mistral. A Llama-type LM whose tokenizer has ChatML's
+#: `<|im_start|>` (LLaVA-1.6 34B, Nous-Hermes-2-Yi) gets `chatml_direct`; the original CLI picks these from
+#: "mistral" / "34b" in the model name.
+DEFAULT_TEMPLATES: dict[str, str] = {"llama": "vicuna_v1", "mistral": "mistral_instruct"}
+CHATML_TOKEN = "<|im_start|>"
+
+
+def default_template(config: ConvLlavaConfig, tokenizer: Any) -> str:
+    """The template an original checkpoint was trained with (`DEFAULT_TEMPLATES`, or ChatML by its tokenizer)."""
+    text_type = config.text_config.model_type
+    if text_type == "llama" and CHATML_TOKEN in tokenizer.get_vocab():
+        return "chatml_direct"
+    return DEFAULT_TEMPLATES.get(text_type, "vicuna_v1")
+
 
 _TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -47,7 +60,7 @@ def _original_processor(
         grid_pinpoints=config.image_grid_pinpoints,
         **image_kwargs,
     )
-    template = template or DEFAULT_TEMPLATES[config.vision_tower_type]
+    template = template or default_template(config, tokenizer)
     return ConvLlavaProcessor(image_processor, tokenizer, template=template, projector_type=config.projector_type)
 
 
@@ -56,7 +69,7 @@ def load_original(
 ) -> tuple[Any, ConvLlavaProcessor]:
     """An original-layout checkpoint -> (ConvLlavaForConditionalGeneration, ConvLlavaProcessor).
 
-    `template` defaults to the one the family was trained with (`DEFAULT_TEMPLATES`).
+    `template` defaults to the one the family was trained with (`default_template`).
     """
     from ..modeling_convllava import ConvLlavaForConditionalGeneration
 
@@ -166,9 +179,11 @@ def load(
     dtype: torch.dtype | str | None = None,
     device: str | torch.device | None = None,
     quantize_bits: int | None = None,
+    template: str | None = None,
 ) -> Any:
-    """Open any supported checkpoint -- ours, or an original ConvLLaVA / LLaVA-1.5 folder or Hub id -- as a
-    `ConvLlavaPipeline` (which also unpacks as `model, processor`). `quantize_bits` = 4 / 8 (CUDA)."""
+    """Open any supported checkpoint -- ours, or an original ConvLLaVA / LLaVA-1.5 / 1.6 folder or Hub id -- as a
+    `ConvLlavaPipeline` (which also unpacks as `model, processor`). `quantize_bits` = 4 / 8 (CUDA). `template`
+    replaces the conversation template the checkpoint comes with (a `TEMPLATES` name)."""
     from ...inference.pipeline import ConvLlavaPipeline
     from ..modeling_convllava import ConvLlavaForConditionalGeneration
     from .original import locate_original
@@ -180,8 +195,12 @@ def load(
     if original is not None:
         if quantization is not None:
             raise ValueError("quantised loading needs our format: run `convllava convert` first, then load that folder")
-        model, processor = load_original(original, dtype=dtype)
+        model, processor = load_original(original, dtype=dtype, template=template)
     elif _model_type(name_or_path) not in (None, "convllava"):
+        if template is not None:
+            raise ValueError(
+                f"template={template!r}: {name_or_path} is a transformers model; its processor's own chat template is used"
+            )
         # any other image-text-to-text checkpoint (llava-hf, ...) through the transformers Auto classes
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -198,6 +217,8 @@ def load(
             kwargs.update(quantization_config=quantization, device_map=device or "auto")
         model = ConvLlavaForConditionalGeneration.from_pretrained(str(name_or_path), **kwargs).eval()
         processor = ConvLlavaProcessor.from_pretrained(str(name_or_path))
+        if template is not None:
+            processor = processor.with_template(template)
     if device is not None and quantization is None:
         model = model.to(device)
     return ConvLlavaPipeline(model, processor)

@@ -2,7 +2,8 @@
 
 Open checkpoints in the original ConvLLaVA / LLaVA layout and convert them to ours (and back).
 
-The original layout (`LlavaLlamaForCausalLM`, config `model_type` "llava" or "llava_llama"): Llama keys
+The original layout (`LlavaLlamaForCausalLM`, config `model_type` "llava" or "llava_llama"; LLaVA-1.6 Mistral's
+`LlavaMistralForCausalLM`, "llava_mistral", the same keys on a Mistral LM): Llama keys
 `model.embed_tokens / model.layers / model.norm / lm_head`, the projector as `model.mm_projector.{0,2}`,
 and the vision tower in a separate ConvNeXt folder named by `mm_vision_tower` (its own config.json,
 preprocessor_config.json and weights with `ConvNextModel` key names). Vision keys that the LLM
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import CLIPVisionConfig, ConvNextConfig, LlamaConfig
+from transformers import CLIPVisionConfig, ConvNextConfig, LlamaConfig, MistralConfig, PretrainedConfig
 
 from ..configuration_convllava import ConvLlavaConfig
 from ..projectors import PROJECTORS, get_projector_spec
@@ -27,7 +28,13 @@ from .checkpoint_io import CheckpointError, read_state_dict
 
 logger = logging.getLogger(__name__)
 
-ORIGINAL_MODEL_TYPES: tuple[str, ...] = ("llava", "llava_llama")
+#: original model_type -> (its language model's config class, its architectures entry)
+_TEXT_MODELS: dict[str, tuple[type[PretrainedConfig], str]] = {
+    "llava": (LlamaConfig, "LlavaLlamaForCausalLM"),
+    "llava_llama": (LlamaConfig, "LlavaLlamaForCausalLM"),
+    "llava_mistral": (MistralConfig, "LlavaMistralForCausalLM"),
+}
+ORIGINAL_MODEL_TYPES: tuple[str, ...] = tuple(_TEXT_MODELS)
 _VISION_IN_LLM = "model.vision_tower.vision_tower."
 #: Original config keys that describe the multimodal wrapper, not the Llama text model.
 _WRAPPER_KEYS = (
@@ -84,9 +91,9 @@ def resolve_vision_tower(name: str, checkpoint: Path) -> Path | None:
         return None
 
 
-def _text_config(original: dict[str, Any]) -> LlamaConfig:
+def _text_config(original: dict[str, Any]) -> PretrainedConfig:
     kept = {k: v for k, v in original.items() if not k.startswith(_WRAPPER_KEYS)}
-    return LlamaConfig(**kept)
+    return _TEXT_MODELS[original["model_type"]][0](**kept)
 
 
 def _vision_config_from_keys(state: dict[str, torch.Tensor], image_size: int) -> ConvNextConfig:
@@ -253,13 +260,21 @@ def export_original(
             llm["model." + key[len("model.language_model.") :]] = value
         else:  # lm_head, model.image_newline
             llm[key] = value
+    text_type = config.text_config.model_type
+    by_text = {cls.model_type: (model_type, arch) for model_type, (cls, arch) in _TEXT_MODELS.items()}
+    if text_type not in by_text:
+        raise ValueError(
+            f"a {text_type!r} language model has no original LLaVA layout (it has {sorted(by_text)}); keep this "
+            "model in the convllava format"
+        )
+    model_type, architecture = by_text[text_type]
     text = config.text_config.to_dict()
     for drop in ("architectures", "model_type", "_name_or_path", "transformers_version", "dtype", "torch_dtype"):
         text.pop(drop, None)
     original = {
         **text,
-        "architectures": ["LlavaLlamaForCausalLM"],
-        "model_type": "llava_llama",
+        "architectures": [architecture],
+        "model_type": model_type,
         "mm_vision_tower": vision_tower_name,
         "mm_hidden_size": config.vision_hidden_size,
         "mm_projector_type": config.projector_type,
