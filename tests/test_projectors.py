@@ -127,6 +127,53 @@ def test_grid_projectors_load_the_original_weights_and_match_its_forward(name, o
     assert expected.shape[1] == get_projector_spec(name).num_tokens(6, 6)
 
 
+#: MobileVLM's `LDPNetProjector(12 -> 16)` state dict as torchvision / timm name it (printed from the original).
+_LDP_KEYS = {"model.mlp.1.weight": (16, 12), "model.mlp.1.bias": (16,), "model.mlp.3.weight": (16, 16),
+             "model.mlp.3.bias": (16,)} | {
+    f"model.mb_block.{i}.block.{name}": shape for i in (1, 2) for name, shape in (
+        ("0.0.weight", (16, 1, 3, 3)), ("0.1.weight", (16,)), ("0.1.bias", (16,)), ("1.fc1.weight", (8, 16, 1, 1)),
+        ("1.fc1.bias", (8,)), ("1.fc2.weight", (16, 8, 1, 1)), ("1.fc2.bias", (16,)), ("2.0.weight", (16, 16, 1, 1)),
+        ("2.1.weight", (16,)), ("2.1.bias", (16,)))}  # fmt: skip
+
+
+def _original_ldp(state, x, side):
+    """MobileVLM's LDPBlock forward on its state dict: MLP, then torchvision's MobileNetV3 InvertedResidual twice
+    (depthwise 3 x 3 + channel LayerNorm + hardswish, SE with hardsigmoid, 1 x 1 + channel LayerNorm; the residual
+    at stride 1 only)."""
+    f = nn.functional
+
+    def channel_norm(m, prefix):
+        normed = f.layer_norm(m.permute(0, 2, 3, 1), (m.shape[1],), state[prefix + ".weight"], state[prefix + ".bias"])
+        return normed.permute(0, 3, 1, 2)
+
+    x = f.linear(f.gelu(f.linear(x, state["model.mlp.1.weight"], state["model.mlp.1.bias"])),
+                 state["model.mlp.3.weight"], state["model.mlp.3.bias"])  # fmt: skip
+    m = x.permute(0, 2, 1).reshape(x.shape[0], -1, side, side)
+    for i, stride in ((1, 1), (2, 2)):
+        p = f"model.mb_block.{i}.block."
+        y = f.conv2d(m, state[p + "0.0.weight"], stride=stride, padding=1, groups=m.shape[1])
+        y = f.hardswish(channel_norm(y, p + "0.1"))
+        scale = f.relu(f.conv2d(f.adaptive_avg_pool2d(y, 1), state[p + "1.fc1.weight"], state[p + "1.fc1.bias"]))
+        y = y * f.hardsigmoid(f.conv2d(scale, state[p + "1.fc2.weight"], state[p + "1.fc2.bias"]))
+        y = channel_norm(f.conv2d(y, state[p + "2.0.weight"]), p + "2.1")
+        m = m + y if stride == 1 else y
+    return m.flatten(2).permute(0, 2, 1)
+
+
+@pytest.mark.parametrize("side", [6, 7])
+def test_ldpnet_has_mobilevlms_names_and_forward(side):
+    torch.manual_seed(0)
+    ours = build_projector("ldpnet", 12, 16)
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == _LDP_KEYS
+    with torch.no_grad():
+        for p in ours.parameters():  # away from init, so a swapped weight would show
+            p.normal_(std=0.3)
+    features = torch.randn(2, side * side, 12)
+    expected = _original_ldp(ours.state_dict(), features, side)
+    assert expected.shape[1] == get_projector_spec("ldpnet").num_tokens(side, side) == ((side + 1) // 2) ** 2
+    assert torch.allclose(ours(features, grid=(side, side)), expected, atol=1e-5)
+
+
 def test_grid_projectors_count_tokens_of_any_grid_and_reject_a_wrong_one():
     pooler, ldp = build_projector("pooler", 8, 16), build_projector("ldpnetv2", 8, 16)
     for grid in [(4, 6), (5, 5), (24, 24)]:

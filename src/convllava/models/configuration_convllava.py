@@ -44,7 +44,8 @@ class ConvLlavaConfig(PretrainedConfig):
         dense_connector_groups: the hidden-state indices each group averages (0 = the embeddings); None for the
             original's choice (`sci`: [[7], [15]]; `dci`: the first and second half of the tower's layers).
         projector_type: key of `convllava.models.projectors` (`linear`, `mlp{k}x_gelu`, `identity`, `norm_mlp2x_gelu`,
-            `norm_pos_mlp2x_gelu`, `mlp{k}x_res{m}x_gelu`, `pooler`, `ldpnetv2`, `spp_v{1,2,3}`, `minigpt`, `vanilla`).
+            `norm_pos_mlp2x_gelu`, `mlp{k}x_res{m}x_gelu`, `pooler`, `ldpnet`, `ldpnetv2`, `spp_v{1,2,3}`, `minigpt`,
+            `vanilla`).
         image_token_id: id the processor writes for each visual token. It may lie outside the LM vocabulary
             (the published 7B checkpoints keep their 32000-row embedding; id 32000 is a sentinel).
         image_size: side S the image processor resizes to (768 / 1024 / 1536 for the published models).

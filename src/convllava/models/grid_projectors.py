@@ -1,10 +1,9 @@
 """grid_projectors.py
 
 Connectors that emit fewer visual tokens than they get. On the 2-D token grid: LLaVA-NeXT's `pooler` (a 2 x 2
-stride-2 convolution, a quarter of the tokens), MobileVLM V2's `ldpnetv2` (an MLP, an adaptive average pool to
-12 x 12 and a depthwise-convolution position term; 144 tokens from any grid) and Bunny's `spp_v1/v2/v3` (linear
-layers around a 2 x 2 average pool). In raster order: Bunny's `minigpt` and `vanilla` (four consecutive tokens
-into one Linear, their channels concatenated / interleaved). Parameter names follow the original modules, so
+stride-2 convolution, a quarter of the tokens) and Bunny's `spp_v1/v2/v3` (linear layers around a 2 x 2 average
+pool); MobileVLM's `ldpnet` / `ldpnetv2` are in ldp_projectors.py. In raster order: Bunny's `minigpt` and
+`vanilla` (four consecutive tokens into one Linear, their channels concatenated / interleaved). Parameter names follow the original modules, so
 their `mm_projector.*` weights load by prefix alone. Each is registered in `projectors.PROJECTORS` with its token
 count, which the processor uses to expand `<image>`.
 """
@@ -56,45 +55,6 @@ class PoolerProjector(GridProjector):
 
     def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         return self.proj(_as_tokens(self.conv_pool(_as_map(features, grid))))
-
-
-class _FeatureIR(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.mlp(features)
-
-
-class _PositionInjection(nn.Module):
-    """PEG (from Twins): x + depthwise 3 x 3 conv(x); tells each token its neighbourhood, so its place."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.peg = nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, bias=True, groups=dim))
-
-    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
-        return feature_map + self.peg(feature_map)
-
-
-class LDPv2Projector(GridProjector):
-    """MobileVLM V2 `ldpnetv2`: MLP -> AdaptiveAvgPool2d(12, 12) -> PEG; always 144 tokens."""
-
-    output_grid = (12, 12)
-
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.mlp = _FeatureIR(in_dim, out_dim)
-        self.dwn = nn.AdaptiveAvgPool2d(self.output_grid)  # no parameters: the original's name is kept for clarity
-        self.peg = _PositionInjection(out_dim)
-
-    @classmethod
-    def num_tokens(cls, grid_h: int, grid_w: int) -> int:
-        return cls.output_grid[0] * cls.output_grid[1]
-
-    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
-        return _as_tokens(self.peg(self.dwn(_as_map(self.mlp(features), grid))))
 
 
 class SPPProjector(GridProjector):

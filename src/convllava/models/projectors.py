@@ -9,8 +9,9 @@ processor uses to expand `<image>`. Names follow the original LLaVA builders: `l
 towers trained from random weights (the demo): `norm_mlp2x_gelu`, `mlp2x_gelu` after standardising each channel
 over an image's visual tokens (such features are dominated by a constant), and `norm_pos_mlp2x_gelu`, which also
 adds each token's place in the image (such a tower has not learnt it). The connectors that emit fewer tokens
-than they get -- pooling the token grid (`pooler`, `ldpnetv2`, `spp_v1/v2/v3`) or merging runs of four tokens
-(`minigpt`, `vanilla`) -- live in grid_projectors.py. Every projector is called as `projector(features, grid=(h, w))`.
+than they get -- pooling the token grid (`pooler`, `ldpnet`, `ldpnetv2`, `spp_v1/v2/v3`) or merging runs of
+four tokens (`minigpt`, `vanilla`) -- live in grid_projectors.py and ldp_projectors.py. Every projector is called
+as `projector(features, grid=(h, w))`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .grid_projectors import FourTokenProjector, LDPv2Projector, PoolerProjector, SPPProjector
+from .grid_projectors import FourTokenProjector, PoolerProjector, SPPProjector
+from .ldp_projectors import LDPProjector, LDPv2Projector
 
 
 class Projector(nn.Sequential):
@@ -166,6 +168,7 @@ PROJECTORS: dict[str, ProjectorSpec] = {
         "norm_pos_mlp2x_gelu", _mlp_gelu(2, standardize=True, position=True), in_original_llava=False
     ),
     "pooler": ProjectorSpec("pooler", PoolerProjector, PoolerProjector.num_tokens),
+    "ldpnet": ProjectorSpec("ldpnet", LDPProjector, LDPProjector.num_tokens),
     "ldpnetv2": ProjectorSpec("ldpnetv2", LDPv2Projector, LDPv2Projector.num_tokens),
     **{  # Bunny's
         f"spp_{v}": ProjectorSpec(f"spp_{v}", functools.partial(SPPProjector, variant=v), SPPProjector.num_tokens)

@@ -1,0 +1,128 @@
+"""ldp_projectors.py
+
+MobileVLM's lightweight downsample projectors, with the original parameter names (their `mm_projector.*` weights
+load by prefix alone):
+
+- `ldpnet` (LDP, MobileVLM): an MLP, then two MobileNetV3 inverted-residual blocks -- a depthwise 3 x 3 conv with
+  LayerNorm and hardswish, squeeze-and-excitation, a pointwise conv with LayerNorm -- the second with stride 2:
+  a quarter of the tokens (576 -> 144). The original builds them from torchvision's `InvertedResidual` and timm's
+  `LayerNormAct2d`; here from torch alone, under the same names.
+- `ldpnetv2` (LDPv2, MobileVLM V2): an MLP, an adaptive average pool to 12 x 12 and a depthwise-convolution
+  position term (PEG); 144 tokens from any grid.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .grid_projectors import GridProjector, _as_map, _as_tokens
+
+
+class _FeatureIR(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp(features)
+
+
+class _PositionInjection(nn.Module):
+    """PEG (from Twins): x + depthwise 3 x 3 conv(x); tells each token its neighbourhood, so its place."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.peg = nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, bias=True, groups=dim))
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        return feature_map + self.peg(feature_map)
+
+
+class LDPv2Projector(GridProjector):
+    """MobileVLM V2 `ldpnetv2`: MLP -> AdaptiveAvgPool2d(12, 12) -> PEG; always 144 tokens."""
+
+    output_grid = (12, 12)
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = _FeatureIR(in_dim, out_dim)
+        self.dwn = nn.AdaptiveAvgPool2d(self.output_grid)  # no parameters: the original's name is kept for clarity
+        self.peg = _PositionInjection(out_dim)
+
+    @classmethod
+    def num_tokens(cls, grid_h: int, grid_w: int) -> int:
+        return cls.output_grid[0] * cls.output_grid[1]
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        return _as_tokens(self.peg(self.dwn(_as_map(self.mlp(features), grid))))
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's channel rounding for the squeeze width (to a multiple of 8, never 10% below)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class _LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map (timm's `LayerNormAct2d` without an activation)."""
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        normed = F.layer_norm(feature_map.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return normed.permute(0, 3, 1, 2)
+
+
+class _SqueezeExcitation(nn.Module):
+    """torchvision's `SqueezeExcitation` with hardsigmoid: x * hsigmoid(fc2(relu(fc1(mean over H, W))))."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        scale = self.fc2(F.relu(self.fc1(feature_map.mean(dim=(2, 3), keepdim=True))))
+        return feature_map * F.hardsigmoid(scale)
+
+
+class _InvertedResidual(nn.Module):
+    """torchvision's MobileNetV3 `InvertedResidual` at expansion 1 (so no expand conv), kernel 3, SE, hardswish;
+    the residual only at stride 1."""
+
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__()
+        depthwise = nn.Conv2d(channels, channels, 3, stride, padding=1, groups=channels, bias=False)
+        self.block = nn.Sequential(
+            nn.Sequential(depthwise, _LayerNorm2d(channels), nn.Hardswish()),
+            _SqueezeExcitation(channels, _make_divisible(channels // 4)),
+            nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), _LayerNorm2d(channels)),
+        )
+        self.residual = stride == 1
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        out = self.block(feature_map)
+        return feature_map + out if self.residual else out
+
+
+class _LDPBlock(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Identity(), nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+        self.mb_block = nn.Sequential(nn.Identity(), _InvertedResidual(out_dim, 1), _InvertedResidual(out_dim, 2))
+
+
+class LDPProjector(GridProjector):
+    """MobileVLM `ldpnet`: MLP -> inverted residual (stride 1) -> inverted residual (stride 2); ceil(h/2) x ceil(w/2)
+    tokens. Its keys are `model.mlp.*` and `model.mb_block.*`, as the original's `LDPNetProjector`."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.model = _LDPBlock(in_dim, out_dim)
+
+    @staticmethod
+    def num_tokens(grid_h: int, grid_w: int) -> int:
+        return ((grid_h + 1) // 2) * ((grid_w + 1) // 2)  # a 3 x 3 stride-2 conv with padding 1
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        return _as_tokens(self.model.mb_block(_as_map(self.model.mlp(features), grid)))
