@@ -279,3 +279,39 @@ def test_four_token_merges_differ_and_reject_a_count_not_divisible_by_four():
         get_projector_spec("minigpt").num_tokens(3, 3)
     with pytest.raises(ValueError, match="does not divide"):
         vanilla(torch.zeros(1, 9, 2))
+
+
+class _NanoVLMProjector(nn.Module):
+    """nanoVLM's `ModalityProjector` (square grids only), as its code folds the tokens."""
+
+    def __init__(self, in_dim, out_dim, factor):
+        super().__init__()
+        self.factor = factor
+        self.proj = nn.Linear(in_dim * factor**2, out_dim, bias=False)
+
+    def forward(self, x):
+        bsz, seq, dim = x.shape
+        side, s = int(seq**0.5), self.factor
+        x = x.view(bsz, side, side, dim).reshape(bsz, side // s, s, side // s, s, dim)
+        return self.proj(x.permute(0, 1, 3, 2, 4, 5).reshape(bsz, (side // s) ** 2, dim * s * s))
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_pixel_shuffle_matches_nanovlm_and_folds_blocks_of_any_grid(factor):
+    torch.manual_seed(0)
+    reference = _NanoVLMProjector(8, 16, factor)
+    ours = build_projector(f"pixel_shuffle{factor}x", 8, 16)
+    ours.load_state_dict(reference.state_dict())  # strict: `proj.weight` only
+    side = 3 * factor
+    features = torch.randn(2, side * side, 8)
+    assert torch.allclose(ours(features, grid=(side, side)), reference(features), atol=1e-6)
+    assert get_projector_spec(f"pixel_shuffle{factor}x").num_tokens(side, 2 * side) == 18
+    # a wide grid: output token (r, c) holds exactly the tokens of block rows r*f.., columns c*f..
+    grid = (factor, 2 * factor)
+    marked = torch.zeros(1, grid[0] * grid[1], 8)
+    marked[0, (factor - 1) * grid[1] + factor] = 1.0  # last row of the block, first column of block (0, 1)
+    with torch.no_grad():
+        touched = ours(marked, grid=grid).abs().sum(-1)[0]
+    assert touched.nonzero().flatten().tolist() == [1]
+    with pytest.raises(ValueError, match=f"multiple of {factor}"):
+        get_projector_spec(f"pixel_shuffle{factor}x").num_tokens(side + 1, side)

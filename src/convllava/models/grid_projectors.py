@@ -3,7 +3,8 @@
 Connectors that emit fewer visual tokens than they get. On the 2-D token grid: LLaVA-NeXT's `pooler` (a 2 x 2
 stride-2 convolution, a quarter of the tokens) and Bunny's `spp_v1/v2/v3` (linear layers around a 2 x 2 average
 pool); MobileVLM's `ldpnet` / `ldpnetv2` are in ldp_projectors.py. In raster order: Bunny's `minigpt` and
-`vanilla` (four consecutive tokens into one Linear, their channels concatenated / interleaved). Parameter names follow the original modules, so
+`vanilla` (four consecutive tokens into one Linear, their channels concatenated / interleaved). nanoVLM's
+`pixel_shuffle{s}x` folds each s x s block of tokens into one (channels side by side), then a Linear without bias. Parameter names follow the original modules, so
 their `mm_projector.*` weights load by prefix alone. Each is registered in `projectors.PROJECTORS` with its token
 count, which the processor uses to expand `<image>`.
 """
@@ -112,3 +113,32 @@ class FourTokenProjector(GridProjector):
         if self.interleave:
             groups = groups.transpose(2, 3)
         return self.linear(groups.reshape(batch, n // 4, 4 * channels))
+
+
+def pixel_shuffle_tokens(factor: int, grid_h: int, grid_w: int) -> int:
+    """Tokens `pixel_shuffle{factor}x` emits for a grid_h x grid_w grid (both must divide by `factor`)."""
+    if grid_h % factor or grid_w % factor:
+        raise ValueError(
+            f"pixel_shuffle{factor}x folds {factor} x {factor} blocks: a {grid_h} x {grid_w} token grid does not "
+            f"divide; pick an image size whose grid is a multiple of {factor}"
+        )
+    return (grid_h // factor) * (grid_w // factor)
+
+
+class PixelShuffleProjector(GridProjector):
+    """nanoVLM's `ModalityProjector`: each `factor` x `factor` block of the grid becomes one token whose channels
+    are the block's tokens in row-major order, then `proj` = Linear(C * factor^2, D, bias=False)."""
+
+    def __init__(self, in_dim: int, out_dim: int, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        self.proj = nn.Linear(in_dim * factor**2, out_dim, bias=False)
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        feature_map = _as_map(features, grid)
+        batch, channels, h, w = feature_map.shape
+        pixel_shuffle_tokens(self.factor, h, w)
+        s = self.factor
+        blocks = feature_map.permute(0, 2, 3, 1).reshape(batch, h // s, s, w // s, s, channels)
+        blocks = blocks.permute(0, 1, 3, 2, 4, 5).reshape(batch, (h // s) * (w // s), s * s * channels)
+        return self.proj(blocks)

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .grid_projectors import FourTokenProjector, PoolerProjector, SPPProjector
+from .grid_projectors import (
+    FourTokenProjector,
+    PixelShuffleProjector,
+    PoolerProjector,
+    SPPProjector,
+    pixel_shuffle_tokens,
+)
 from .ldp_projectors import LDPProjector, LDPv2Projector
 
 
@@ -180,6 +186,15 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "vanilla": ProjectorSpec(
         "vanilla", functools.partial(FourTokenProjector, interleave=True), FourTokenProjector.num_tokens
     ),
+    **{  # nanoVLM's
+        f"pixel_shuffle{s}x": ProjectorSpec(
+            f"pixel_shuffle{s}x",
+            functools.partial(PixelShuffleProjector, factor=s),
+            functools.partial(pixel_shuffle_tokens, s),
+            in_original_llava=False,
+        )
+        for s in (2, 3, 4)
+    },
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")
