@@ -122,7 +122,9 @@ def test_generate_file_names_the_line_that_is_not_json(pipeline, tmp_path):
 def test_terminal_chat_streams_and_saves(saved, pipeline, image_files, tmp_path):
     from convllava.cli.generate import run_chat
 
-    args = argparse.Namespace(model=str(saved), image=[], max_new_tokens=6, temperature=0.0, dtype=None, device=None)
+    args = argparse.Namespace(
+        model=str(saved), image=[], max_new_tokens=6, temperature=0.0, dtype=None, device=None, template=None
+    )
     transcript = tmp_path / "chat.json"
     stdin = io.StringIO(f"/image {image_files[0]}\nWhat color is the square?\n/save {transcript}\n/quit\n")
     stdout = io.StringIO()

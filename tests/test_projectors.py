@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -315,3 +317,61 @@ def test_pixel_shuffle_matches_nanovlm_and_folds_blocks_of_any_grid(factor):
     assert touched.nonzero().flatten().tolist() == [1]
     with pytest.raises(ValueError, match=f"multiple of {factor}"):
         get_projector_spec(f"pixel_shuffle{factor}x").num_tokens(side + 1, side)
+
+
+class _TinyLLaVAResampler(nn.Module):
+    """TinyLLaVA's `PerceiverResampler` (OpenFlamingo's), its forward written out with einsum as the original."""
+
+    def __init__(self, in_dim, dim, num_queries, depth):
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(num_queries, dim))
+        self.linear = nn.Linear(in_dim, dim)
+        self.layers = nn.ModuleList()
+        for _ in range(depth):
+            attention = nn.Module()
+            attention.norm_media, attention.norm_latents = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            attention.to_q = nn.Linear(dim, 512, bias=False)
+            attention.to_kv = nn.Linear(dim, 1024, bias=False)
+            attention.to_out = nn.Linear(512, dim, bias=False)
+            ff = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4 * dim, bias=False), nn.GELU(),
+                               nn.Linear(4 * dim, dim, bias=False))  # fmt: skip
+            self.layers.append(nn.ModuleList([attention, ff]))
+        self.norm = nn.LayerNorm(dim)
+
+    @staticmethod
+    def _attend(a, x, latents):  # x: (b, 1, n1, D), latents: (b, 1, n2, D)
+        x, latents = a.norm_media(x), a.norm_latents(latents)
+        q = a.to_q(latents)
+        k, v = a.to_kv(torch.cat((x, latents), dim=-2)).chunk(2, dim=-1)
+        q, k, v = (t.unflatten(-1, (8, 64)).permute(0, 3, 1, 2, 4) for t in (q, k, v))  # b h t n d
+        sim = torch.einsum("... i d, ... j d -> ... i j", q * 64**-0.5, k)
+        attn = (sim - sim.amax(dim=-1, keepdim=True).detach()).softmax(dim=-1)
+        out = torch.einsum("... i j, ... j d -> ... i d", attn, v)
+        return a.to_out(out.permute(0, 2, 3, 1, 4).flatten(-2))
+
+    def forward(self, x):
+        x = self.linear(x).unsqueeze(1)
+        latents = self.latents[None, None].expand(x.shape[0], 1, -1, -1)
+        for attention, ff in self.layers:
+            latents = self._attend(attention, x, latents) + latents
+            latents = ff(latents) + latents
+        return self.norm(latents).squeeze(1)
+
+
+@pytest.mark.parametrize(("name", "queries", "depth"), [("resampler", 128, 3), ("resampler_q16_l2", 16, 2)])
+def test_resampler_loads_tinyllavas_weights_and_matches_its_forward(name, queries, depth):
+    torch.manual_seed(0)
+    reference = _TinyLLaVAResampler(12, 32, queries, depth)
+    with torch.no_grad():
+        for p in reference.parameters():  # away from init, so a swapped weight would show
+            p.normal_(std=0.3)
+    ours = build_projector(name, 12, 32)
+    ours.load_state_dict(reference.state_dict())  # strict: the original names
+    for grid in ((6, 6), (3, 7)):  # any number of image tokens
+        features = torch.randn(2, grid[0] * grid[1], 12)
+        with torch.no_grad():
+            expected = reference(features)
+            assert torch.allclose(ours(features, grid=grid), expected, atol=1e-5)
+        assert expected.shape[1] == queries == get_projector_spec(name).num_tokens(*grid)
+    with pytest.raises(ValueError, match=re.escape("resampler_q{q}_l{l} is registered")):
+        get_projector_spec("resampler_q100_l2")

@@ -31,6 +31,7 @@ from .anyres import anyres_token_count, merge_anyres, tile_grid
 from .configuration_convllava import ConvLlavaConfig
 from .outputs import ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .projectors import build_projector, get_projector_spec
+from .resampler import PerceiverResampler
 from .vision import build_vision_tower
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
             init.zeros_(module.mask_token)
             if isinstance(module, Dinov2WithRegistersEmbeddings):
                 init.zeros_(module.register_tokens)
+        elif isinstance(module, PerceiverResampler):  # torch.randn, as TinyLLaVA builds them
+            init.normal_(module.latents)
         elif isinstance(module, ConvLlavaModel) and module.image_newline is not None:
             init.normal_(module.image_newline, std=module.image_newline.shape[0] ** -0.5)  # as LLaVA-1.6 builds it
 

@@ -10,8 +10,9 @@ towers trained from random weights (the demo): `norm_mlp2x_gelu`, `mlp2x_gelu` a
 over an image's visual tokens (such features are dominated by a constant), and `norm_pos_mlp2x_gelu`, which also
 adds each token's place in the image (such a tower has not learnt it). The connectors that emit fewer tokens
 than they get -- pooling the token grid (`pooler`, `ldpnet`, `ldpnetv2`, `spp_v1/v2/v3`) or merging runs of
-four tokens (`minigpt`, `vanilla`) -- live in grid_projectors.py and ldp_projectors.py. Every projector is called
-as `projector(features, grid=(h, w))`.
+four tokens (`minigpt`, `vanilla`) -- live in grid_projectors.py and ldp_projectors.py; TinyLLaVA's Perceiver
+`resampler` (a fixed number of learned queries) in resampler.py. Every projector is called as
+`projector(features, grid=(h, w))`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .grid_projectors import (
     pixel_shuffle_tokens,
 )
 from .ldp_projectors import LDPProjector, LDPv2Projector
+from .resampler import PerceiverResampler, resampler_tokens
 
 
 class Projector(nn.Sequential):
@@ -195,10 +197,28 @@ PROJECTORS: dict[str, ProjectorSpec] = {
         )
         for s in (2, 3, 4)
     },
+    # TinyLLaVA's Perceiver resampler: `resampler` is its default (128 queries, 3 layers)
+    "resampler": ProjectorSpec(
+        "resampler",
+        functools.partial(PerceiverResampler, num_queries=128, depth=3),
+        functools.partial(resampler_tokens, 128),
+        in_original_llava=False,
+    ),
+    **{
+        f"resampler_q{q}_l{depth}": ProjectorSpec(
+            f"resampler_q{q}_l{depth}",
+            functools.partial(PerceiverResampler, num_queries=q, depth=depth),
+            functools.partial(resampler_tokens, q),
+            in_original_llava=False,
+        )
+        for q in (16, 32, 64, 128, 144, 256)
+        for depth in (1, 2, 3, 4, 6)
+    },
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")
 _MLP_RES_PATTERN = re.compile(r"mlp(\d+)x_res(\d+)x_gelu")
+_RESAMPLER_PATTERN = re.compile(r"resampler_q(\d+)_l(\d+)")
 
 
 def get_projector_spec(name: str) -> ProjectorSpec:
@@ -210,6 +230,8 @@ def get_projector_spec(name: str) -> ProjectorSpec:
             hint = " (mlp{k}x_gelu is registered for k = 1..8)"
         elif _MLP_RES_PATTERN.fullmatch(name):
             hint = " (mlp{k}x_res{m}x_gelu is registered for k, m = 1..4)"
+        elif _RESAMPLER_PATTERN.fullmatch(name):
+            hint = " (resampler_q{q}_l{l} is registered for q in 16, 32, 64, 128, 144, 256 and l in 1, 2, 3, 4, 6)"
         raise ValueError(f"unknown projector_type {name!r}{hint}; known: {sorted(PROJECTORS)}") from None
 
 
