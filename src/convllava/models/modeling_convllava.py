@@ -19,7 +19,6 @@ import torch
 from torch import nn
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache
 from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 from transformers.models.convnext.modeling_convnext import ConvNextLayer
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
@@ -29,7 +28,7 @@ from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings
 from ..constants import IGNORE_INDEX
 from .anyres import anyres_token_count, merge_anyres, tile_grid
 from .configuration_convllava import ConvLlavaConfig
-from .outputs import ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
+from .outputs import CACHE_FIELD, ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .projectors import build_projector, get_projector_spec
 from .resampler import PerceiverResampler
 from .vision import build_vision_tower
@@ -45,7 +44,7 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["ConvNextLayer", "CLIPEncoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_FIELD]
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
@@ -156,10 +155,11 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
         image_sizes: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> ConvLlavaModelOutputWithPast:
+        """`kwargs` go to the language model, the KV cache among them (`cache`, or `past_key_values` before
+        transformers 5.24: either name is taken and passed on under the installed version's)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         image_features = None
@@ -179,17 +179,19 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
         elif pixel_values is not None:
             raise ValueError("pixel_values need input_ids (to find the image tokens); got inputs_embeds instead")
 
+        cache = kwargs.pop("cache", None)
+        legacy = kwargs.pop("past_key_values", None)
+        kwargs[CACHE_FIELD] = cache if cache is not None else legacy
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             return_dict=True,
             **kwargs,
         )
         return ConvLlavaModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             image_hidden_states=image_features,
@@ -268,7 +270,6 @@ class ConvLlavaForConditionalGeneration(ConvLlavaPreTrainedModel, GenerationMixi
         image_sizes: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
@@ -281,7 +282,6 @@ class ConvLlavaForConditionalGeneration(ConvLlavaPreTrainedModel, GenerationMixi
             image_sizes=image_sizes,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             **kwargs,
         )
@@ -299,7 +299,7 @@ class ConvLlavaForConditionalGeneration(ConvLlavaPreTrainedModel, GenerationMixi
         return ConvLlavaCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             image_hidden_states=outputs.image_hidden_states,
