@@ -34,10 +34,7 @@ class SeparatorTemplate:
     def render(
         self, messages: Sequence[Mapping[str, Any]] | Sequence[Message], add_generation_prompt: bool = False, **_: Any
     ) -> RenderedPrompt:
-        msgs = normalize_messages(messages)
-        system = self.system
-        if msgs and msgs[0].role == "system":
-            system, msgs = msgs[0].content, msgs[1:]
+        system, msgs = _split_system(messages, self.system)
         text = system + self.sep
         spans: list[tuple[int, int]] = []
         for message in msgs:
@@ -69,10 +66,7 @@ class InstTemplate:
     def render(
         self, messages: Sequence[Mapping[str, Any]] | Sequence[Message], add_generation_prompt: bool = False, **_: Any
     ) -> RenderedPrompt:
-        msgs = normalize_messages(messages)
-        system = self.system
-        if msgs and msgs[0].role == "system":
-            system, msgs = msgs[0].content, msgs[1:]
+        system, msgs = _split_system(messages, self.system)
         text, spans = "", []
         for index, message in enumerate(msgs):
             if message.role == "user":
@@ -100,10 +94,7 @@ class ChatMLTemplate:
     def render(
         self, messages: Sequence[Mapping[str, Any]] | Sequence[Message], add_generation_prompt: bool = False, **_: Any
     ) -> RenderedPrompt:
-        msgs = normalize_messages(messages)
-        system = self.system
-        if msgs and msgs[0].role == "system":
-            system, msgs = msgs[0].content, msgs[1:]
+        system, msgs = _split_system(messages, self.system)
         text, spans = f"<|im_start|>system\n{system}<|im_end|>", []
         for message in msgs:
             text += f"<|im_start|>{message.role}\n"
@@ -115,6 +106,14 @@ class ChatMLTemplate:
         if add_generation_prompt:
             text += "<|im_start|>assistant\n"
         return RenderedPrompt(text, tuple(spans))
+
+
+def _split_system(messages: Sequence[Mapping[str, Any]] | Sequence[Message], default: str) -> tuple[str, list[Message]]:
+    """(system prompt, the other messages): a leading system message replaces the template's own."""
+    msgs = normalize_messages(messages)
+    if msgs and msgs[0].role == "system":
+        return msgs[0].content, msgs[1:]
+    return default, msgs
 
 
 def _check_generation_prompt(msgs: Sequence[Message], add_generation_prompt: bool) -> None:

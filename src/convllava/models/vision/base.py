@@ -45,21 +45,24 @@ class StagedTower(nn.Module):
 class ViTTower(StagedTower):
     """What the ViT towers (CLIP, SigLIP, DINOv2) share: the feature layer and selection checks, the patch grid,
     sdpa attention by default, the layer loop and the Dense Connector (dense.py). `n_run`: how many layers run
-    (the index into transformers' hidden_states). A tower supplies `embed`, `select_tokens` and, where its layers
-    take other arguments than (hidden, mask), `run_layer`."""
+    (the index into transformers' hidden_states). A tower supplies `build` (its modules), `embed`, `select_tokens`
+    and, where its layers take other arguments than (hidden, mask), `run_layer`."""
 
     unit_name = "layers"
     feature_selects: tuple[str, ...] = ("patch",)
+    #: the feature layer when none is given (LLaVA's CLIP: -2; SigLIP / DINOv2: -1, the last)
+    default_feature_layer: int = -1
 
     def __init__(
         self,
         config: PretrainedConfig,
-        feature_layer: int,
-        select: str,
+        feature_layer: int | None = None,
+        select: str = "patch",
         dense_connector: str | None = None,
         dense_groups: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
+        feature_layer = self.default_feature_layer if feature_layer is None else feature_layer
         if select not in self.feature_selects:
             raise ValueError(
                 f"vision_feature_select={select!r} is not one of {self.feature_selects} for {type(self).__name__}"
@@ -80,6 +83,10 @@ class ViTTower(StagedTower):
             groups = dense_groups or default_groups(dense_connector, n_layers)
             check_groups(groups, self.n_run)
             self.dense_groups = [list(group) for group in groups]
+        self.build(config)
+
+    def build(self, config: PretrainedConfig) -> None:
+        raise NotImplementedError
 
     def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

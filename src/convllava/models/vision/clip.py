@@ -9,8 +9,6 @@ CLS token for `select="patch"` (LLaVA's default) -- layers after the selected on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 from transformers import CLIPVisionConfig
@@ -26,16 +24,9 @@ class ClipVisionTower(ViTTower):
 
     units_path = "encoder.layers"  # a ViT's "stages" are its layers
     feature_selects = FEATURE_SELECTS
+    default_feature_layer = -2
 
-    def __init__(
-        self,
-        config: CLIPVisionConfig,
-        feature_layer: int = -2,
-        select: str = "patch",
-        dense_connector: str | None = None,
-        dense_groups: Sequence[Sequence[int]] | None = None,
-    ) -> None:
-        super().__init__(config, feature_layer, select, dense_connector, dense_groups)
+    def build(self, config: CLIPVisionConfig) -> None:
         self.embeddings = CLIPVisionEmbeddings(config)
         self.pre_layrnorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.encoder = nn.Module()

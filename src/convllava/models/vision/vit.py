@@ -12,8 +12,6 @@ its tokens are patches; DINOv2's CLS (and its register tokens, in `dinov2_with_r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 from transformers import Dinov2Config, Dinov2WithRegistersConfig, SiglipVisionConfig
@@ -32,15 +30,7 @@ class SiglipVisionTower(ViTTower):
 
     units_path = "encoder.layers"
 
-    def __init__(
-        self,
-        config: SiglipVisionConfig,
-        feature_layer: int = -1,
-        select: str = "patch",
-        dense_connector: str | None = None,
-        dense_groups: Sequence[Sequence[int]] | None = None,
-    ) -> None:
-        super().__init__(config, feature_layer, select, dense_connector, dense_groups)
+    def build(self, config: SiglipVisionConfig) -> None:
         self.embeddings = SiglipVisionEmbeddings(config)
         self.encoder = nn.Module()
         self.encoder.layers = nn.ModuleList(SiglipEncoderLayer(config) for _ in range(config.num_hidden_layers))
@@ -59,15 +49,7 @@ class Dinov2VisionTower(ViTTower):
     units_path = "encoder.layer"
     feature_selects = ("patch", "cls_patch")
 
-    def __init__(
-        self,
-        config: Dinov2Config,
-        feature_layer: int = -1,
-        select: str = "patch",
-        dense_connector: str | None = None,
-        dense_groups: Sequence[Sequence[int]] | None = None,
-    ) -> None:
-        super().__init__(config, feature_layer, select, dense_connector, dense_groups)
+    def build(self, config: Dinov2Config) -> None:
         registers = isinstance(config, Dinov2WithRegistersConfig)
         self.n_registers = config.num_register_tokens if registers else 0
         self.embeddings = (Dinov2WithRegistersEmbeddings if registers else Dinov2Embeddings)(config)
