@@ -375,3 +375,15 @@ def test_resampler_loads_tinyllavas_weights_and_matches_its_forward(name, querie
         assert expected.shape[1] == queries == get_projector_spec(name).num_tokens(*grid)
     with pytest.raises(ValueError, match=re.escape("resampler_q{q}_l{l} is registered")):
         get_projector_spec("resampler_q100_l2")
+
+
+def test_fused_gelu_mlp_has_prismatics_layout():
+    torch.manual_seed(0)
+    ours = build_projector("fused_gelu_mlp", 8, 16)
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
+        "0.weight": (32, 8), "0.bias": (32,), "2.weight": (16, 32), "2.bias": (16,), "4.weight": (16, 16),
+        "4.bias": (16,)}  # fmt: skip
+    x = torch.randn(2, 5, 8)
+    f = nn.functional
+    expected = ours[4](f.gelu(ours[2](f.gelu(ours[0](x)))))
+    assert torch.equal(ours(x), expected) and get_projector_spec("fused_gelu_mlp").num_tokens(3, 4) == 12

@@ -151,6 +151,14 @@ def _mlp_gelu(
     return build
 
 
+def _fused_gelu_mlp(in_dim: int, out_dim: int) -> Projector:
+    """prismatic's `fused-gelu-mlp` (for fused DINOv2 + SigLIP features): Linear(C, 4C), GELU, Linear(4C, D), GELU,
+    Linear(D, D); indices 0, 2, 4 as its `projector` Sequential."""
+    return Projector(
+        nn.Linear(in_dim, 4 * in_dim), nn.GELU(), nn.Linear(4 * in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim)
+    )
+
+
 @dataclass(frozen=True)
 class ProjectorSpec:
     name: str
@@ -175,6 +183,7 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "norm_pos_mlp2x_gelu": ProjectorSpec(
         "norm_pos_mlp2x_gelu", _mlp_gelu(2, standardize=True, position=True), in_original_llava=False
     ),
+    "fused_gelu_mlp": ProjectorSpec("fused_gelu_mlp", _fused_gelu_mlp, in_original_llava=False),  # prismatic's
     "pooler": ProjectorSpec("pooler", PoolerProjector, PoolerProjector.num_tokens),
     "ldpnet": ProjectorSpec("ldpnet", LDPProjector, LDPProjector.num_tokens),
     "ldpnetv2": ProjectorSpec("ldpnetv2", LDPv2Projector, LDPv2Projector.num_tokens),
