@@ -21,6 +21,7 @@ from .models import (
     add_convnext_stages,
     get_preset,
 )
+from .models.vision import DinoSiglipVisionConfig
 from .models.zoo import load
 from .processing import ConvLlavaImageProcessor, ConvLlavaProcessor, ImageLoadError, load_image
 
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 
 def _register_auto_classes() -> None:
     AutoConfig.register(ConvLlavaConfig.model_type, ConvLlavaConfig, exist_ok=True)
+    AutoConfig.register(DinoSiglipVisionConfig.model_type, DinoSiglipVisionConfig, exist_ok=True)
     AutoModel.register(ConvLlavaConfig, ConvLlavaModel, exist_ok=True)
     AutoModelForImageTextToText.register(ConvLlavaConfig, ConvLlavaForConditionalGeneration, exist_ok=True)
     AutoModelForCausalLM.register(ConvLlavaConfig, ConvLlavaForConditionalGeneration, exist_ok=True)

@@ -3,8 +3,8 @@
 Build a new model from parts -- a pretrained vision tower (transformers format) and any Hugging Face causal
 LM -- as stage 1 of the training recipe does. A 4-stage ConvNeXt gets its new stages (`add_convnext_stages`,
 default init); a CLIP, SigLIP or DINOv2 ViT is used as it is, features from its second-to-last layer (LLaVA's
-and prismatic's choice). The projector is new, the LM keeps its weights. `tower_image_stats` reads the tower's
-own mean / std for the processor.
+and prismatic's choice); `DINOV2+SIGLIP` (two checkpoints joined by "+") builds prismatic's fused tower. The
+projector is new, the LM keeps its weights. `tower_image_stats` reads the tower's own mean / std for the processor.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from transformers.utils import cached_file
 from ..processing.tokenizer import add_image_token
 from .configuration_convllava import ConvLlavaConfig
 from .modeling_convllava import ConvLlavaForConditionalGeneration
-from .vision import VISION_TOWERS, ConvNextVisionTower, add_convnext_stages
+from .vision import VISION_TOWERS, ConvNextVisionTower, DinoSiglipVisionConfig, add_convnext_stages
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,31 @@ def _vit_tower(name: str, model_type: str, image_size: int, dtype: torch.dtype |
     return tower_type, config, state
 
 
+def _fused_tower(names: list[str], image_size: int, dtype: torch.dtype | None) -> tuple[str, Any, dict]:
+    """prismatic's fused tower from a DINOv2 and a SigLIP checkpoint (in either order)."""
+    parts: dict[str, tuple[str, Any, dict]] = {}
+    for name in names:
+        model_type = AutoConfig.from_pretrained(name).model_type
+        kind = VIT_CHECKPOINTS.get(model_type, ("",))[0]
+        if kind not in ("dinov2", "siglip") or kind in parts:
+            raise ValueError(
+                f"a fused tower joins one DINOv2 and one SigLIP checkpoint with '+'; {name} is a {model_type!r} model"
+            )
+        parts[kind] = (name, *_vit_tower(name, model_type, image_size, dtype)[1:])
+    if len(parts) != 2:
+        raise ValueError(f"a fused tower joins one DINOv2 and one SigLIP checkpoint with '+', got {names}")
+    stats = {
+        f"{kind}_{k.removeprefix('image_')}": v for kind in parts for k, v in tower_image_stats(parts[kind][0]).items()
+    }
+    config = DinoSiglipVisionConfig(dino_config=parts["dinov2"][1], siglip_config=parts["siglip"][1], **stats)
+    state = {
+        f"{branch}.{k}": v
+        for branch, kind in (("dino", "dinov2"), ("siglip", "siglip"))
+        for k, v in parts[kind][2].items()
+    }
+    return "dinosiglip", config, state
+
+
 def assemble_from_parts(
     vision_tower: str,
     language_model: str,
@@ -77,8 +102,11 @@ def assemble_from_parts(
     """Return (model, tokenizer with `<image>`). Paths or Hub ids; no stages are added if depths is empty (a ViT
     tower never gets any). `dense_connector` ("dci" / "sci", ViT towers only) concatenates the means of earlier
     layers to the selected one's features (models/vision/dense.py)."""
-    model_type = AutoConfig.from_pretrained(vision_tower).model_type
-    if model_type == "convnext":
+    fused = "+" in vision_tower and not Path(vision_tower).exists()  # "DINOV2+SIGLIP": two checkpoints
+    model_type = "fused" if fused else AutoConfig.from_pretrained(vision_tower).model_type
+    if model_type == "fused":
+        tower_type, vision_config, vision_state = _fused_tower(vision_tower.split("+"), image_size, dtype)
+    elif model_type == "convnext":
         tower_type = "convnext"
         convnext = ConvNextModel.from_pretrained(vision_tower, dtype=dtype)
         vision_config = convnext.config

@@ -12,6 +12,7 @@ from transformers import AutoConfig, ConvNextConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .vision.dense import check_dense_connector, default_groups
+from .vision.fused import DinoSiglipVisionConfig
 
 IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native", "anyres")
 
@@ -35,7 +36,8 @@ class ConvLlavaConfig(PretrainedConfig):
     Args:
         vision_config: config of the vision tower (a `ConvNextConfig` for `vision_tower_type="convnext"`).
         text_config: config of any Hugging Face causal LM (`LlamaConfig` for Vicuna).
-        vision_tower_type: key of `convllava.models.vision.VISION_TOWERS` (`convnext`, `clip`, `siglip`, `dinov2`).
+        vision_tower_type: key of `convllava.models.vision.VISION_TOWERS` (`convnext`, `clip`, `siglip`, `dinov2`,
+            `dinosiglip`: prismatic's fused DINOv2 + SigLIP, with a `DinoSiglipVisionConfig`).
         vision_feature_layer: hidden state the tower returns (ConvNeXt: -1 only; CLIP / LLaVA-1.5: -2; prismatic's
             SigLIP / DINOv2: -2).
         vision_feature_select: `patch` (drop a ViT's CLS token, LLaVA's default) or `cls_patch`.
@@ -85,10 +87,10 @@ class ConvLlavaConfig(PretrainedConfig):
         check_dense_connector(self.dense_connector)
         if self.dense_connector_groups is not None and self.dense_connector is None:
             raise ValueError("dense_connector_groups is set but dense_connector is None: name the form, 'dci' or 'sci'")
-        if self.dense_connector is not None and isinstance(self.vision_config, ConvNextConfig):
+        if self.dense_connector is not None and isinstance(self.vision_config, ConvNextConfig | DinoSiglipVisionConfig):
             raise ValueError(
-                "the dense connector integrates the hidden states of a ViT tower (clip, siglip, dinov2); a ConvNeXt's "
-                "stages differ in grid and width: set dense_connector=None"
+                "the dense connector integrates the hidden states of one ViT tower (clip, siglip, dinov2); a ConvNeXt's "
+                "stages differ in grid and width, and a fused tower has two: set dense_connector=None"
             )
         if self.image_size <= 0:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
@@ -116,6 +118,8 @@ class ConvLlavaConfig(PretrainedConfig):
         vc = self.vision_config
         if isinstance(vc, ConvNextConfig):
             return vc.hidden_sizes[vc.num_stages - 1]
+        if isinstance(vc, DinoSiglipVisionConfig):
+            return vc.fused_hidden_size
         return int(vc.hidden_size) * (1 + len(self.dense_groups))
 
     @property

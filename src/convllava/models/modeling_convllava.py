@@ -31,7 +31,7 @@ from .configuration_convllava import ConvLlavaConfig
 from .outputs import CACHE_FIELD, ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .projectors import build_projector, get_projector_spec
 from .resampler import PerceiverResampler
-from .vision import build_vision_tower
+from .vision import DinoSiglipVisionTower, build_vision_tower
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +61,15 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
             # a non-persistent buffer: never in a checkpoint, so it must be rebuilt after a meta-device load
             init.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))
         elif isinstance(module, Dinov2Embeddings | Dinov2WithRegistersEmbeddings):  # as Dinov2PreTrainedModel does
-            std = self.config.vision_config.initializer_range
+            std = module.config.initializer_range  # its own config: the fused tower holds two
             init.trunc_normal_(module.position_embeddings, std=std)
             init.trunc_normal_(module.cls_token, std=std)
             init.zeros_(module.mask_token)
             if isinstance(module, Dinov2WithRegistersEmbeddings):
                 init.zeros_(module.register_tokens)
+        elif isinstance(module, DinoSiglipVisionTower):  # non-persistent buffers: rebuilt after a meta-device load
+            for name, value in module.normalisation().items():
+                init.copy_(getattr(module, name), value)
         elif isinstance(module, PerceiverResampler):  # torch.randn, as TinyLLaVA builds them
             init.normal_(module.latents)
         elif isinstance(module, ConvLlavaModel) and module.image_newline is not None:

@@ -60,6 +60,9 @@ class ConvLlavaProcessor(ProcessorMixin):
         """A processor whose image size, resize mode, stride and projector match a `ConvLlavaConfig`."""
         if config.image_resize_mode == "anyres":
             image_kwargs.setdefault("grid_pinpoints", config.image_grid_pinpoints)
+        if config.vision_tower_type == "dinosiglip":  # the fused tower normalises each branch itself
+            image_kwargs.setdefault("image_mean", [0.0, 0.0, 0.0])
+            image_kwargs.setdefault("image_std", [1.0, 1.0, 1.0])
         image_processor = ConvLlavaImageProcessor(
             size=config.image_size, resize_mode=config.image_resize_mode, stride=config.vision_stride, **image_kwargs
         )

@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 
 def _fully_trainable_modules(model: nn.Module) -> list[str]:
     """Names of the parts that train fully beside the adapters (saved with the adapter as `modules_to_save`)."""
-    candidates = ["model.projector", "lm_head"]
-    tower = model.model.vision_tower  # ConvNeXt stages or ViT layers
-    candidates += [f"model.vision_tower.{tower.units_path}.{i}" for i in range(len(tower.units))]
     modules = dict(model.named_modules())
+    names = {id(module): name for name, module in modules.items()}
+    candidates = ["model.projector", "lm_head"]
+    candidates += [names[id(unit)] for unit in model.model.vision_tower.units]  # ConvNeXt stages or ViT layers
     return [n for n in candidates if all(p.requires_grad for p in modules[n].parameters())]
 
 

@@ -41,7 +41,8 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             new_stage_depths=config.new_vision_stages.depths,
             new_stage_widths=config.new_vision_stages.widths,
         )
-        stats = tower_image_stats(config.vision_tower)  # SigLIP / DINOv2 normalise with their own
+        fused = model.config.vision_tower_type == "dinosiglip"  # it normalises each branch itself
+        stats = {} if fused else tower_image_stats(config.vision_tower)  # SigLIP / DINOv2 normalise with their own
         return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template, **stats)
     if config.model in PRESETS:
         if config.tokenizer is None:

@@ -14,6 +14,7 @@ from torch import nn
 from .base import ViTTower
 from .clip import ClipVisionTower
 from .convnext import ConvNextVisionTower, add_convnext_stages
+from .fused import DinoSiglipVisionConfig, DinoSiglipVisionTower
 from .vit import Dinov2VisionTower, SiglipVisionTower
 
 
@@ -36,12 +37,19 @@ def _vit(tower: type[ViTTower]) -> Callable[[Any], nn.Module]:
     return build
 
 
+def _dinosiglip(config: Any) -> nn.Module:
+    if config.vision_feature_select != "patch":
+        raise ValueError("the fused DINOv2 + SigLIP tower gives patch tokens only: vision_feature_select='patch'")
+    return DinoSiglipVisionTower(config.vision_config, config.vision_feature_layer)
+
+
 #: vision_tower_type -> builder taking the ConvLlavaConfig.
 VISION_TOWERS: dict[str, Callable[[Any], nn.Module]] = {
     "convnext": _convnext,
     "clip": _vit(ClipVisionTower),
     "siglip": _vit(SiglipVisionTower),
     "dinov2": _vit(Dinov2VisionTower),  # also `dinov2_with_registers` configs
+    "dinosiglip": _dinosiglip,  # prismatic's fused DINOv2 + SigLIP
 }
 
 
@@ -59,6 +67,8 @@ __all__ = [
     "VISION_TOWERS",
     "ClipVisionTower",
     "ConvNextVisionTower",
+    "DinoSiglipVisionConfig",
+    "DinoSiglipVisionTower",
     "Dinov2VisionTower",
     "SiglipVisionTower",
     "add_convnext_stages",
