@@ -132,3 +132,20 @@ def test_stage1_assembles_a_dense_connector_model_and_presets_refuse_one(tokeniz
         load_model_and_processor(
             TrainConfig(model="convllava-tiny", tokenizer=str(tmp_path / "llm"), dense_connector="dci")
         )
+
+
+def test_the_dense_connector_forks_siglip_checkpoints_load_and_convert(tmp_path):
+    """Its released models run SigLIP less the last layer: hidden state -2 of the whole model, and DCI over halves of
+    the remaining layers (so400m: 0-12 and 13-25 of 26; here 5 layers, so 0-1 and 2-3 of 4)."""
+    parts = build_llava15(tmp_path / "src", layers=5, dense="dci", dense_groups=[[0, 1], [2, 3]], siglip=True)
+    model, processor = load_original(parts["ckpt"])
+    config = model.config
+    assert (config.vision_tower_type, config.vision_feature_layer, config.dense_groups) == (
+        "siglip",
+        -2,
+        [[0, 1], [2, 3]],
+    )
+    assert processor.image_processor.image_mean == [0.5] * 3 and config.image_size == 56
+    _check(model, processor, parts)
+    reloaded = ConvLlavaForConditionalGeneration.from_pretrained(convert_checkpoint(parts["ckpt"], tmp_path / "ours"))
+    _check(reloaded, processor, parts)

@@ -11,11 +11,12 @@ from torch import nn
 from transformers import (
     CLIPConfig,
     CLIPModel,
-    CLIPVisionModel,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    SiglipConfig,
+    SiglipModel,
 )
 
 from conftest import CORPUS
@@ -33,21 +34,24 @@ def llava15(tmp_path_factory):
     return build_llava15(tmp_path_factory.mktemp("llava15"))
 
 
-def build_llava15(root, layers=3, dense=None, dense_groups=(), mistral=False):
+def build_llava15(root, layers=3, dense=None, dense_groups=(), mistral=False, siglip=False):
     """An original LLaVA-1.5 checkpoint folder (CLIP + MLP + Llama) and its parts; `dense`: the Dense Connector
     fork's `mm_dense_connector_type`, whose features add the means of `dense_groups` of hidden states; `mistral`:
-    LLaVA-1.6 Mistral's layout (`llava_mistral`, a Mistral LM)."""
+    LLaVA-1.6 Mistral's layout (`llava_mistral`, a Mistral LM); `siglip`: a SiglipModel tower folder, which the
+    LLaVA-NeXT / Dense Connector code runs less its last layer (so hidden state -2 of the whole model)."""
     torch.manual_seed(2)
-    clip_config = CLIPConfig(
-        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": layers,
-                       "num_attention_heads": 4, "image_size": SIZE, "patch_size": PATCH},
-        projection_dim=16,
-    )  # fmt: skip
-    CLIPModel(clip_config).save_pretrained(root / "clip")  # like openai/clip-vit-large-patch14-336: text + vision
-    (root / "clip" / "preprocessor_config.json").write_text(json.dumps({
-        "crop_size": {"height": SIZE, "width": SIZE}, "size": {"shortest_edge": SIZE}, "resample": 3,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}))  # fmt: skip
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": layers, "num_attention_heads": 4,
+              "image_size": SIZE, "patch_size": PATCH}  # fmt: skip
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}
+    tower = root / ("siglip" if siglip else "clip")
+    if siglip:  # like google/siglip-so400m-patch14-384: text + vision, `size` only, mean / std 0.5
+        SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(tower)
+        pre = {"size": {"height": SIZE, "width": SIZE}, "resample": 3, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+    else:  # like openai/clip-vit-large-patch14-336: text + vision
+        CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(tower)
+        pre = {"crop_size": {"height": SIZE, "width": SIZE}, "size": {"shortest_edge": SIZE}, "resample": 3,
+               "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}  # fmt: skip
+    (tower / "preprocessor_config.json").write_text(json.dumps(pre))
     config_class, model_class = (MistralConfig, MistralForCausalLM) if mistral else (LlamaConfig, LlamaForCausalLM)
     llm_config = config_class(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                               num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
@@ -61,23 +65,31 @@ def build_llava15(root, layers=3, dense=None, dense_groups=(), mistral=False):
     (ckpt / "config.json").write_text(json.dumps({
         **llm_config.to_dict(), "architectures": ["LlavaMistralForCausalLM" if mistral else "LlavaLlamaForCausalLM"],
         "model_type": "llava_mistral" if mistral else "llava",
-        "mm_vision_tower": str(root / "clip"), "mm_hidden_size": mm_hidden, "mm_projector_type": "mlp2x_gelu",
+        "mm_vision_tower": str(tower), "mm_hidden_size": mm_hidden, "mm_projector_type": "mlp2x_gelu",
         "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",
         **({"mm_dense_connector_type": dense} if dense else {})}))  # fmt: skip
     tokenizer = train_tokenizer(CORPUS * 20, vocab_size=512, image_token=False)
     tokenizer.save_pretrained(ckpt)
-    vision = CLIPVisionModel.from_pretrained(root / "clip").eval()
-    return {"ckpt": ckpt, "vision": vision, "llm": llm, "projector": projector, "tokenizer": tokenizer,
-            "dense_groups": dense_groups}  # fmt: skip
+    vision = (SiglipModel if siglip else CLIPModel).from_pretrained(tower).vision_model.eval()
+    return {
+        "ckpt": ckpt,
+        "vision": vision,
+        "llm": llm,
+        "projector": projector,
+        "tokenizer": tokenizer,
+        "dense_groups": dense_groups,
+        "drop": 0 if siglip else 1,  # CLIP has a CLS token in front of the patches
+    }
 
 
 def reference_logits(parts, prompt, pixel_values):
     ids = tokenizer_image_token(prompt, parts["tokenizer"])
     with torch.no_grad():
         states = parts["vision"](pixel_values, output_hidden_states=True).hidden_states
-        hidden = states[-2][:, 1:]
+        drop = parts["drop"]
+        hidden = states[-2][:, drop:]
         for group in parts["dense_groups"]:  # the Dense Connector's channel integration, as its fork computes it
-            hidden = torch.cat([hidden, torch.stack([states[i][:, 1:] for i in group]).sum(0) / len(group)], -1)
+            hidden = torch.cat([hidden, torch.stack([states[i][:, drop:] for i in group]).sum(0) / len(group)], -1)
         features = parts["projector"](hidden)[0]
         at = ids.index(-200)
         embed = parts["llm"].model.embed_tokens

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import CLIPVisionConfig, ConvNextConfig, LlamaConfig, MistralConfig, PretrainedConfig
+from transformers import (
+    CLIPVisionConfig,
+    ConvNextConfig,
+    LlamaConfig,
+    MistralConfig,
+    PretrainedConfig,
+    SiglipVisionConfig,
+)
 
 from ..configuration_convllava import ConvLlavaConfig
 from ..projectors import PROJECTORS, get_projector_spec
@@ -133,6 +140,14 @@ def _image_mode(original: dict[str, Any], folder: Path) -> tuple[str, list[list[
     return "anyres", [[int(h), int(w)] for w, h in pinpoints]  # the original writes (w, h)
 
 
+def _feature_layer(tower_type: str, original: dict[str, Any]) -> int:
+    """CLIP: `mm_vision_select_layer`. SigLIP: -2 whatever the config says -- LLaVA-NeXT's and the Dense Connector's
+    SigLIP towers delete the last layer and take the output of the rest. ConvNeXt: its last stage."""
+    if tower_type == "clip":
+        return int(original.get("mm_vision_select_layer", -1))
+    return -2 if tower_type == "siglip" else -1
+
+
 def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
     """S from the tower's preprocessor_config (`crop_size`, a dict or the old int form), else the LLM config."""
     if tower is not None and (tower / "preprocessor_config.json").is_file():
@@ -147,7 +162,7 @@ def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
 def _tower_from_folder(
     tower: Path, tower_config: dict[str, Any], state: dict[str, torch.Tensor], image_size: int
 ) -> tuple[str, Any, dict[str, torch.Tensor]]:
-    """(tower type, vision config, our vision keys) for a ConvNeXt or CLIP tower folder."""
+    """(tower type, vision config, our vision keys) for a ConvNeXt, CLIP or SigLIP tower folder."""
     model_type = tower_config.get("model_type")
     if model_type == "convnext":
         config = ConvNextConfig.from_dict({**tower_config, "image_size": image_size})
@@ -161,7 +176,12 @@ def _tower_from_folder(
             if key.startswith(("embeddings.", "pre_layrnorm.", "encoder.")) and not key.endswith("position_ids"):
                 vision[key] = value
         return "clip", config, vision
-    raise CheckpointError(f"vision tower {tower} is a {model_type!r} model; supported: convnext, clip")
+    if model_type in ("siglip", "siglip_vision_model"):  # LLaVA-NeXT / Dense Connector: a SiglipModel folder
+        sub = tower_config.get("vision_config", {}) if model_type == "siglip" else tower_config
+        config = SiglipVisionConfig(**{k: v for k, v in sub.items() if k not in ("model_type", "architectures")})
+        state = {k.removeprefix("vision_model."): v for k, v in state.items()}
+        return "siglip", config, {k: v for k, v in state.items() if k.startswith(("embeddings.", "encoder."))}
+    raise CheckpointError(f"vision tower {tower} is a {model_type!r} model; supported: convnext, clip, siglip")
 
 
 def convert_original(
@@ -200,7 +220,7 @@ def convert_original(
         vision_config=vision_config,
         text_config=text_config,
         vision_tower_type=tower_type,
-        vision_feature_layer=int(original.get("mm_vision_select_layer", -1)) if tower_type == "clip" else -1,
+        vision_feature_layer=_feature_layer(tower_type, original),
         vision_feature_select=original.get("mm_vision_select_feature", "patch"),
         dense_connector=dense,
         projector_type=projector_type,
