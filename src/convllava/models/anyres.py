@@ -58,15 +58,11 @@ def anyres_token_count(height: int, width: int, pinpoints: Sequence[Sequence[int
 
 
 def merge_anyres(
-    features: torch.Tensor,
-    height: int,
-    width: int,
-    pinpoints: Sequence[Sequence[int]],
-    tile: int,
-    newline: torch.Tensor,
+    features: torch.Tensor, height: int, width: int, grid: tuple[int, int], newline: torch.Tensor
 ) -> torch.Tensor:
-    """(1 + rows * cols, side^2, D) tile features of one image -> (tokens, D), as LLaVA-1.6's `spatial_unpad`."""
-    rows, cols = tile_grid(height, width, pinpoints, tile)
+    """(1 + rows * cols, side^2, D) tile features of one H x W image cut into `grid` = (rows, cols) tiles
+    (`tile_grid`) -> (tokens, D), as LLaVA-1.6's `spatial_unpad`."""
+    rows, cols = grid
     n_tiles, n_tokens, dim = features.shape
     side = int(n_tokens**0.5)
     if n_tiles != 1 + rows * cols or side * side != n_tokens:

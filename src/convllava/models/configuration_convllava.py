@@ -9,25 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from transformers import AutoConfig, ConvNextConfig, PretrainedConfig
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from .sub_configs import as_config
 from .vision.dense import check_dense_connector, default_groups
 from .vision.fused import DinoSiglipVisionConfig
 
 IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native", "anyres")
-
-
-def _as_config(value: Any, default_type: str) -> PretrainedConfig:
-    """Turn a dict (as read from config.json) or None into a transformers config object."""
-    if isinstance(value, PretrainedConfig):
-        return value
-    if value is None:
-        return CONFIG_MAPPING[default_type]()
-    if isinstance(value, dict):
-        value = dict(value)
-        model_type = value.pop("model_type", default_type)
-        return CONFIG_MAPPING[model_type](**value)
-    raise TypeError(f"expected a config object or a dict, got {type(value).__name__}")
 
 
 class ConvLlavaConfig(PretrainedConfig):
@@ -77,8 +64,8 @@ class ConvLlavaConfig(PretrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:
-        self.vision_config = _as_config(self.vision_config, "convnext")
-        self.text_config = _as_config(self.text_config, "llama")
+        self.vision_config = as_config(self.vision_config, "convnext")
+        self.text_config = as_config(self.text_config, "llama")
         if self.image_resize_mode not in IMAGE_RESIZE_MODES:
             raise ValueError(
                 f"image_resize_mode={self.image_resize_mode!r} is not one of {IMAGE_RESIZE_MODES}; "

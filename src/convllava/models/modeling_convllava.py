@@ -137,14 +137,15 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
             raise ValueError("an anyres model needs image_sizes (each image's original height, width) with its tiles")
         size, pinpoints = self.config.image_size, self.config.image_grid_pinpoints
         sizes = [(int(h), int(w)) for h, w in image_sizes.tolist()]
-        counts = [1 + rows * cols for rows, cols in (tile_grid(h, w, pinpoints, size) for h, w in sizes)]
+        grids = [tile_grid(h, w, pinpoints, size) for h, w in sizes]
+        counts = [1 + rows * cols for rows, cols in grids]
         if sum(counts) != pixel_values.shape[0]:
             raise ValueError(
                 f"image_sizes {sizes} call for {sum(counts)} tiles, pixel_values holds {pixel_values.shape[0]}"
             )
         tiles = self._encode(pixel_values).split(counts)
         return [
-            merge_anyres(t, h, w, pinpoints, size, self.image_newline) for t, (h, w) in zip(tiles, sizes, strict=True)
+            merge_anyres(t, h, w, grid, self.image_newline) for t, (h, w), grid in zip(tiles, sizes, grids, strict=True)
         ]
 
     def _encode(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -9,14 +9,14 @@ adapter in `non_lora_trainables.safetensors` (LLaVA's name for that file), which
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from ..models.freezing import image_newline
+from ..models.zoo.checkpoint_io import write_state_dict
 from .config import LoraOptions
 
 EXTRA_TRAINABLES = "non_lora_trainables.safetensors"
@@ -75,10 +75,7 @@ def save_extra_trainables(model: nn.Module, folder: str | Path) -> None:
     """Write `extra_trainables` next to the adapter (temp file, then rename); nothing when there are none."""
     extra = extra_trainables(model)
     if extra:
-        path = Path(folder) / EXTRA_TRAINABLES
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, path)
+        write_state_dict({k: v.detach().cpu() for k, v in extra.items()}, folder, name=EXTRA_TRAINABLES)
 
 
 def load_extra_trainables(model: nn.Module, folder: str | Path) -> list[str]:

@@ -17,21 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoConfig, Dinov2WithRegistersConfig, PretrainedConfig, SiglipVisionConfig
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from ..sub_configs import as_config
 from .base import StagedTower
 from .vit import Dinov2VisionTower, SiglipVisionTower
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def _sub_config(value: Any, default: type[PretrainedConfig]) -> PretrainedConfig:
-    if isinstance(value, PretrainedConfig):
-        return value
-    if value is None:
-        return default()
-    value = dict(value)
-    return CONFIG_MAPPING[value.pop("model_type", default.model_type)](**value)
 
 
 class DinoSiglipVisionConfig(PretrainedConfig):
@@ -54,8 +45,8 @@ class DinoSiglipVisionConfig(PretrainedConfig):
     siglip_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5)
 
     def __post_init__(self, **kwargs: Any) -> None:
-        self.dino_config = _sub_config(self.dino_config, Dinov2WithRegistersConfig)
-        self.siglip_config = _sub_config(self.siglip_config, SiglipVisionConfig)
+        self.dino_config = as_config(self.dino_config, Dinov2WithRegistersConfig.model_type)
+        self.siglip_config = as_config(self.siglip_config, SiglipVisionConfig.model_type)
         if self.dino_config.patch_size != self.siglip_config.patch_size:
             raise ValueError(
                 f"the fused towers need one patch grid: DINOv2 patch {self.dino_config.patch_size} vs SigLIP patch "

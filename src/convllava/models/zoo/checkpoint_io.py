@@ -54,11 +54,13 @@ def read_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"no weights in {str(folder)!r}: expected one of {WEIGHT_FILES + INDEX_FILES}")
 
 
-def write_state_dict(state: dict[str, torch.Tensor], folder: str | Path, fmt: str = "safetensors") -> Path:
-    """Write one weights file atomically (temporary name, then rename)."""
+def write_state_dict(
+    state: dict[str, torch.Tensor], folder: str | Path, fmt: str = "safetensors", name: str | None = None
+) -> Path:
+    """Write one weights file atomically (temporary name, then rename); `name` defaults to transformers' own."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    name = "model.safetensors" if fmt == "safetensors" else "pytorch_model.bin"
+    name = name or ("model.safetensors" if fmt == "safetensors" else "pytorch_model.bin")
     target = folder / name
     tmp = folder / f".{name}.tmp-{os.getpid()}"
     tensors = {k: v.contiguous() for k, v in state.items()}

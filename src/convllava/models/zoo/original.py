@@ -159,6 +159,16 @@ def _image_size(tower: Path | None, original: dict[str, Any]) -> int:
     return int(original.get("mm_vision_resolution", 768))
 
 
+#: ViT tower folders the original code names in `mm_vision_tower`: model_type -> (our tower type, its vision
+#: config class, the key prefixes our tower loads). SigLIP is LLaVA-NeXT's and the Dense Connector's.
+_VIT_FOLDERS: dict[str, tuple[str, type[PretrainedConfig], tuple[str, ...]]] = {
+    "clip": ("clip", CLIPVisionConfig, ("embeddings.", "pre_layrnorm.", "encoder.")),
+    "clip_vision_model": ("clip", CLIPVisionConfig, ("embeddings.", "pre_layrnorm.", "encoder.")),
+    "siglip": ("siglip", SiglipVisionConfig, ("embeddings.", "encoder.")),
+    "siglip_vision_model": ("siglip", SiglipVisionConfig, ("embeddings.", "encoder.")),
+}
+
+
 def _tower_from_folder(
     tower: Path, tower_config: dict[str, Any], state: dict[str, torch.Tensor], image_size: int
 ) -> tuple[str, Any, dict[str, torch.Tensor]]:
@@ -167,20 +177,13 @@ def _tower_from_folder(
     if model_type == "convnext":
         config = ConvNextConfig.from_dict({**tower_config, "image_size": image_size})
         return "convnext", config, {k: v for k, v in state.items() if not k.startswith("layernorm.")}
-    if model_type in ("clip", "clip_vision_model"):
-        sub = tower_config.get("vision_config", tower_config) if model_type == "clip" else tower_config
-        config = CLIPVisionConfig(**{k: v for k, v in sub.items() if k not in ("model_type", "architectures")})
-        vision = {}
-        for key, value in state.items():  # CLIPModel / CLIPVisionModel keys, with or without `vision_model.`
-            key = key[len("vision_model.") :] if key.startswith("vision_model.") else key
-            if key.startswith(("embeddings.", "pre_layrnorm.", "encoder.")) and not key.endswith("position_ids"):
-                vision[key] = value
-        return "clip", config, vision
-    if model_type in ("siglip", "siglip_vision_model"):  # LLaVA-NeXT / Dense Connector: a SiglipModel folder
-        sub = tower_config.get("vision_config", {}) if model_type == "siglip" else tower_config
-        config = SiglipVisionConfig(**{k: v for k, v in sub.items() if k not in ("model_type", "architectures")})
+    if model_type in _VIT_FOLDERS:  # a whole CLIPModel / SiglipModel folder, or only its vision model
+        tower_type, config_class, prefixes = _VIT_FOLDERS[model_type]
+        sub = tower_config.get("vision_config", tower_config)
+        config = config_class(**{k: v for k, v in sub.items() if k not in ("model_type", "architectures")})
         state = {k.removeprefix("vision_model."): v for k, v in state.items()}
-        return "siglip", config, {k: v for k, v in state.items() if k.startswith(("embeddings.", "encoder."))}
+        vision = {k: v for k, v in state.items() if k.startswith(prefixes) and not k.endswith("position_ids")}
+        return tower_type, config, vision
     raise CheckpointError(f"vision tower {tower} is a {model_type!r} model; supported: convnext, clip, siglip")
 
 
