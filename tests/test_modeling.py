@@ -161,7 +161,9 @@ def test_sdpa_attention_is_the_default(tiny_model):
     assert tiny_model.config.text_config._attn_implementation == "sdpa"
 
 
-@pytest.mark.parametrize("projector_type", ["pooler", "ldpnetv2", "ldpnet", "pixel_shuffle2x", "resampler_q16_l1"])
+@pytest.mark.parametrize(
+    "projector_type", ["pooler", "ldpnetv2", "ldpnet", "pixel_shuffle2x", "resampler_q16_l1", "fused_ldpnet"]
+)
 def test_token_pooling_projectors_run_the_whole_model(tiny_config, tokenizer, images, projector_type, tmp_path):
     from convllava import ConvLlavaProcessor
 
@@ -171,9 +173,8 @@ def test_token_pooling_projectors_run_the_whole_model(tiny_config, tokenizer, im
     model = ConvLlavaForConditionalGeneration(config).eval()
     processor = ConvLlavaProcessor.from_model_config(config, tokenizer)
     wide = random_image(256, 512, seed=4)  # a 4 x 8 feature grid
-    expected = {"pooler": 2 * 4, "ldpnetv2": 144, "ldpnet": 2 * 4, "pixel_shuffle2x": 2 * 4, "resampler_q16_l1": 16}[
-        projector_type
-    ]
+    expected = {"pooler": 2 * 4, "ldpnetv2": 144, "ldpnet": 2 * 4, "pixel_shuffle2x": 2 * 4, "resampler_q16_l1": 16,
+                "fused_ldpnet": 196}[projector_type]  # fmt: skip
     assert processor.num_image_tokens(256, 512) == model.model.num_image_tokens(256, 512) == expected
     inputs = processor(text=[_prompt(processor, "What is it?")], images=[wide])
     assert (inputs["input_ids"] == config.image_token_id).sum() == expected

@@ -113,8 +113,28 @@ class _OriginalLDPv2(nn.Module):
         return (self.peg.peg(cnn) + cnn).flatten(2).transpose(1, 2)
 
 
+class _OriginalFusedLDP(nn.Sequential):
+    """Cobra's `FusedLDPProjector.projector`: Linear(C, 4C), GELU, Linear(4C, D), TokenDownLayer((14, 14)),
+    PosInjectLayer(D, D), each of the last two reshaping a square of tokens as the original does."""
+
+    def __init__(self, in_dim, out_dim):
+        down, peg = nn.Module(), nn.Module()
+        down.dwn = nn.Sequential(nn.AdaptiveAvgPool2d((14, 14)))
+        peg.peg = nn.Sequential(nn.Conv2d(out_dim, out_dim, 3, 1, 1, bias=True, groups=out_dim))
+        super().__init__(nn.Linear(in_dim, 4 * in_dim), nn.GELU(), nn.Linear(4 * in_dim, out_dim), down, peg)
+
+    def forward(self, x):
+        x = self[2](self[1](self[0](x)))
+        b, n, c = x.shape
+        h = int(n**0.5)
+        x = self[3].dwn(x.permute(0, 2, 1).reshape(b, -1, h, h)).flatten(2).transpose(1, 2)
+        cnn = x.transpose(1, 2).view(b, c, 14, 14)
+        return (self[4].peg(cnn) + cnn).flatten(2).transpose(1, 2)
+
+
 @pytest.mark.parametrize(("name", "original"), [("pooler", lambda: _OriginalPooler(12, 16, 6)),
-                                                 ("ldpnetv2", lambda: _OriginalLDPv2(12, 16))])  # fmt: skip
+                                                 ("ldpnetv2", lambda: _OriginalLDPv2(12, 16)),
+                                                 ("fused_ldpnet", lambda: _OriginalFusedLDP(12, 16))])  # fmt: skip
 def test_grid_projectors_load_the_original_weights_and_match_its_forward(name, original):
     torch.manual_seed(0)
     reference = original()

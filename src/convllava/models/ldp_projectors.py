@@ -9,6 +9,9 @@ load by prefix alone):
   `LayerNormAct2d`; here from torch alone, under the same names.
 - `ldpnetv2` (LDPv2, MobileVLM V2): an MLP, an adaptive average pool to 12 x 12 and a depthwise-convolution
   position term (PEG); 144 tokens from any grid.
+- `fused_ldpnet` (Cobra's, for fused DINOv2 + SigLIP features): LDPv2 with a 4x-wide first Linear and a 14 x 14
+  pool; 196 tokens from any grid. Its keys are its `projector` Sequential's indices (0, 2, 4.peg.0), as prismatic
+  / Cobra name them.
 """
 
 from __future__ import annotations
@@ -57,6 +60,26 @@ class LDPv2Projector(GridProjector):
 
     def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         return _as_tokens(self.peg(self.dwn(_as_map(self.mlp(features), grid))))
+
+
+class FusedLDPProjector(nn.Sequential):
+    """Cobra `fused-ldpnet`: Linear(C, 4C), GELU, Linear(4C, D), AdaptiveAvgPool2d(14, 14), PEG; always 196 tokens.
+    A Sequential as the original's `projector`, so its weights (`0.*`, `2.*`, `4.peg.0.*`) load by prefix alone."""
+
+    output_grid = (14, 14)
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        wide = 4 * in_dim
+        super().__init__(nn.Linear(in_dim, wide), nn.GELU(), nn.Linear(wide, out_dim),
+                         nn.AdaptiveAvgPool2d(self.output_grid), _PositionInjection(out_dim))  # fmt: skip
+
+    @classmethod
+    def num_tokens(cls, grid_h: int, grid_w: int) -> int:
+        return cls.output_grid[0] * cls.output_grid[1]
+
+    def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        hidden = self[2](self[1](self[0](features)))
+        return _as_tokens(self[4](self[3](_as_map(hidden, grid))))
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:

@@ -33,7 +33,7 @@ from .grid_projectors import (
     SPPProjector,
     pixel_shuffle_tokens,
 )
-from .ldp_projectors import LDPProjector, LDPv2Projector
+from .ldp_projectors import FusedLDPProjector, LDPProjector, LDPv2Projector
 from .resampler import PerceiverResampler, resampler_tokens
 
 
@@ -187,6 +187,9 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "pooler": ProjectorSpec("pooler", PoolerProjector, PoolerProjector.num_tokens),
     "ldpnet": ProjectorSpec("ldpnet", LDPProjector, LDPProjector.num_tokens),
     "ldpnetv2": ProjectorSpec("ldpnetv2", LDPv2Projector, LDPv2Projector.num_tokens),
+    "fused_ldpnet": ProjectorSpec(  # Cobra's (prismatic's fork), for fused DINOv2 + SigLIP features
+        "fused_ldpnet", FusedLDPProjector, FusedLDPProjector.num_tokens, in_original_llava=False
+    ),
     **{  # Bunny's
         f"spp_{v}": ProjectorSpec(f"spp_{v}", functools.partial(SPPProjector, variant=v), SPPProjector.num_tokens)
         for v in ("v1", "v2", "v3")
