@@ -189,3 +189,23 @@ def test_token_pooling_projectors_run_the_whole_model(tiny_config, tokenizer, im
     assert reloaded.config.projector_type == projector_type
     with torch.no_grad():  # equal weights; oneDNN's depthwise convs (ldpnet) may round by memory alignment
         assert torch.allclose(model(**inputs).logits, reloaded(**inputs).logits, atol=1e-5)
+
+
+def test_c_abstractor_runs_the_whole_model_and_refuses_native_sizes(tiny_config, tokenizer, images, tmp_path):
+    from convllava import ConvLlavaProcessor
+
+    config = tiny_config.__class__.from_dict({**tiny_config.to_dict(), "projector_type": "c_abstractor_q64"})
+    torch.manual_seed(0)
+    model = ConvLlavaForConditionalGeneration(config).eval()
+    assert model.model.projector.pos_emb.shape == (1, 4 * 4, config.vision_hidden_size)  # 256 px -> a 4 x 4 grid
+    processor = ConvLlavaProcessor.from_model_config(config, tokenizer)
+    assert processor.num_image_tokens(256, 256) == model.model.num_image_tokens(256, 256) == 64
+    inputs = processor(text=[_prompt(processor, "What is it?")], images=[images[0]])
+    assert (inputs["input_ids"] == config.image_token_id).sum() == 64
+    assert torch.equal(_greedy(model, inputs), _greedy(model, inputs, use_cache=False))
+    model.save_pretrained(tmp_path)
+    reloaded = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs).logits, reloaded(**inputs).logits, atol=1e-5)
+        with pytest.raises(ValueError, match="learned for a 4 x 4 grid, got 32 visual tokens"):
+            model.get_image_features(torch.zeros(1, 3, 256, 512))

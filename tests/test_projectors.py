@@ -407,3 +407,82 @@ def test_fused_gelu_mlp_has_prismatics_layout():
     f = nn.functional
     expected = ours[4](f.gelu(ours[2](f.gelu(ours[0](x)))))
     assert torch.equal(ours(x), expected) and get_projector_spec("fused_gelu_mlp").num_tokens(3, 4) == 12
+
+
+def _reference_c_abstractor(state, x, side, q, depth):
+    """Honeybee's C-Abstractor written out with torch functions on timm's parameter names: x + pos_emb, two
+    RegStages (conv1 -> LN+SiLU, depthwise conv2 -> LN+SiLU, SE, conv3 -> LN, + shortcut, SiLU) around an average
+    pool to sqrt(q) x sqrt(q), then Linear, SiLU, Linear."""
+    f = nn.functional
+
+    def conv_norm(prefix, h, groups=1, act=True):
+        weight = state[f"{prefix}.conv.weight"]
+        h = f.conv2d(h, weight, padding=weight.shape[-1] // 2, groups=groups)
+        h = f.layer_norm(
+            h.permute(0, 2, 3, 1), (h.shape[1],), state[f"{prefix}.bn.weight"], state[f"{prefix}.bn.bias"], 1e-5
+        )
+        h = h.permute(0, 3, 1, 2)
+        return f.silu(h) if act else h
+
+    def stage(prefix, h):
+        for b in range(1, depth + 1):
+            p = f"{prefix}.b{b}"
+            out = conv_norm(f"{p}.conv2", conv_norm(f"{p}.conv1", h), groups=state[f"{p}.conv2.conv.weight"].shape[0])
+            se = f.conv2d(f.silu(f.conv2d(out.mean((2, 3), keepdim=True), state[f"{p}.se.fc1.weight"], state[f"{p}.se.fc1.bias"])),
+                          state[f"{p}.se.fc2.weight"], state[f"{p}.se.fc2.bias"])  # fmt: skip
+            out = conv_norm(f"{p}.conv3", out * torch.sigmoid(se), act=False)
+            shortcut = conv_norm(f"{p}.downsample", h, act=False) if f"{p}.downsample.conv.weight" in state else h
+            h = f.silu(out + shortcut)
+        return h
+
+    b, _, c = x.shape
+    h = (x + state["pos_emb"]).transpose(1, 2).reshape(b, c, side, side)
+    h = stage("net.2", f.adaptive_avg_pool2d(stage("net.0", h), int(q**0.5)))
+    h = h.flatten(2).transpose(1, 2)
+    return f.linear(f.silu(f.linear(h, state["readout.0.weight"], state["readout.0.bias"])), state["readout.2.weight"],
+                    state["readout.2.bias"])  # fmt: skip
+
+
+def test_c_abstractor_has_honeybees_timm_names_and_matches_its_forward():
+    from convllava.models.c_abstractor import CAbstractor
+
+    torch.manual_seed(0)
+    ours = CAbstractor(12, 16, (6, 6), num_queries=9, depth=2, hidden=8).eval()
+    for p in ours.parameters():  # away from init (LayerNorm ones / zeros), so a swapped weight would show
+        nn.init.normal_(p, std=0.3)
+    shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    # timm 1.0.31's RegStage(2, 12, 8, act_layer=SiLU, norm_layer=LayerNorm2d): SE width round(0.25 * block input)
+    assert shapes["pos_emb"] == (1, 36, 12)
+    assert shapes["net.0.b1.conv1.conv.weight"] == (8, 12, 1, 1) and shapes["net.0.b1.conv2.conv.weight"] == (
+        8,
+        1,
+        3,
+        3,
+    )
+    assert shapes["net.0.b1.se.fc1.weight"] == (3, 8, 1, 1) and shapes["net.0.b2.se.fc1.weight"] == (2, 8, 1, 1)
+    assert (
+        shapes["net.0.b1.downsample.conv.weight"] == (8, 12, 1, 1) and "net.0.b2.downsample.conv.weight" not in shapes
+    )
+    assert "net.2.b1.downsample.conv.weight" not in shapes and shapes["readout.2.weight"] == (16, 16)
+    assert {k.split(".", 3)[-1] for k in shapes if k.startswith("net.0.b1.")} == {
+        "conv1.conv.weight", "conv1.bn.weight", "conv1.bn.bias", "conv2.conv.weight", "conv2.bn.weight",
+        "conv2.bn.bias", "se.fc1.weight", "se.fc1.bias", "se.fc2.weight", "se.fc2.bias", "conv3.conv.weight",
+        "conv3.bn.weight", "conv3.bn.bias", "downsample.conv.weight", "downsample.bn.weight", "downsample.bn.bias"}  # fmt: skip
+    x = torch.randn(2, 36, 12)
+    with torch.no_grad():
+        got = ours(x, grid=(6, 6))
+        expected = _reference_c_abstractor(ours.state_dict(), x, 6, 9, 2)
+    assert got.shape == (2, 9, 16) and torch.allclose(got, expected, atol=1e-5)
+
+
+def test_c_abstractor_registry_token_counts_and_errors():
+    assert [
+        get_projector_spec(n).num_tokens(24, 24) for n in ("c_abstractor", "c_abstractor_q64", "c_abstractor_q256")
+    ] == [144, 64, 256]
+    proj = build_projector("c_abstractor_q64", 8, 16, input_grid=(4, 4))
+    assert proj.pos_emb.shape == (1, 16, 8) and proj.readout[0].in_features == 1024  # Honeybee's hidden width
+    assert proj(torch.randn(1, 16, 8), grid=(4, 4)).shape == (1, 64, 16)
+    with pytest.raises(ValueError, match=r"learned for a 4 x 4 grid, got 32 visual tokens"):
+        proj(torch.randn(1, 32, 8), grid=(4, 8))
+    with pytest.raises(ValueError, match="pass input_grid"):
+        build_projector("c_abstractor", 8, 16)

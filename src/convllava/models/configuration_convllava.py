@@ -35,7 +35,7 @@ class ConvLlavaConfig(PretrainedConfig):
         projector_type: key of `convllava.models.projectors` (`linear`, `mlp{k}x_gelu`, `identity`, `norm_mlp2x_gelu`,
             `norm_pos_mlp2x_gelu`, `mlp{k}x_res{m}x_gelu`, `pooler`, `ldpnet`, `ldpnetv2`, `spp_v{1,2,3}`, `minigpt`,
             `vanilla`, `pixel_shuffle{2,3,4}x`, `resampler`, `resampler_q{q}_l{l}`,
-            `fused_gelu_mlp`, `fused_ldpnet`).
+            `fused_gelu_mlp`, `fused_ldpnet`, `c_abstractor`, `c_abstractor_q{q}`).
         image_token_id: id the processor writes for each visual token. It may lie outside the LM vocabulary
             (the published 7B checkpoints keep their 32000-row embedding; id 32000 is a sentinel).
         image_size: side S the image processor resizes to (768 / 1024 / 1536 for the published models).

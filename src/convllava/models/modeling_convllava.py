@@ -83,8 +83,9 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
         super().__init__(config)
         self.vision_tower = build_vision_tower(config)
         self.projector = build_projector(
-            config.projector_type, config.vision_hidden_size, config.text_config.hidden_size
-        )
+            config.projector_type, config.vision_hidden_size, config.text_config.hidden_size,
+            input_grid=self.vision_tower.feature_grid(config.image_size, config.image_size),
+        )  # fmt: skip
         self.language_model = AutoModel.from_config(config.text_config)
         # LLaVA-1.6 (anyres): ends every row of the tile grid's features; the original's key `model.image_newline`
         anyres = config.image_resize_mode == "anyres"

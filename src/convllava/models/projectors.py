@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .c_abstractor import CAbstractor, c_abstractor_tokens
 from .grid_projectors import (
     FourTokenProjector,
     PixelShuffleProjector,
@@ -167,6 +168,9 @@ class ProjectorSpec:
     #: an original LLaVA-family builder (`build_vision_projector` of LLaVA, LLaVA-NeXT or MobileVLM) makes it under
     #: this name, with these parameter names
     in_original_llava: bool = True
+    #: `build` also takes `input_grid=(h, w)`, the tower's grid at the model's image_size (a learned embedding per
+    #: position)
+    needs_input_grid: bool = False
 
 
 #: Exact-name registry. `mlp{k}x_gelu` for k = 1..8 are listed explicitly.
@@ -226,6 +230,22 @@ PROJECTORS: dict[str, ProjectorSpec] = {
         for q in (16, 32, 64, 128, 144, 256)
         for depth in (1, 2, 3, 4, 6)
     },
+    # Honeybee's C-Abstractor: `c_abstractor` is its default (144 queries)
+    **{
+        name: ProjectorSpec(
+            name,
+            functools.partial(CAbstractor, num_queries=q),
+            functools.partial(c_abstractor_tokens, q),
+            in_original_llava=False,
+            needs_input_grid=True,
+        )
+        for name, q in (
+            ("c_abstractor", 144),
+            ("c_abstractor_q64", 64),
+            ("c_abstractor_q144", 144),
+            ("c_abstractor_q256", 256),
+        )
+    },
 }
 
 _MLP_PATTERN = re.compile(r"mlp(\d+)x_gelu")
@@ -247,5 +267,12 @@ def get_projector_spec(name: str) -> ProjectorSpec:
         raise ValueError(f"unknown projector_type {name!r}{hint}; known: {sorted(PROJECTORS)}") from None
 
 
-def build_projector(name: str, in_dim: int, out_dim: int) -> nn.Module:
-    return get_projector_spec(name).build(in_dim, out_dim)
+def build_projector(name: str, in_dim: int, out_dim: int, input_grid: tuple[int, int] | None = None) -> nn.Module:
+    """The projector `name` from `in_dim` vision channels to `out_dim`; `input_grid` is the tower's feature grid at
+    the model's image size, which the connectors with a learned per-position embedding (C-Abstractor) need."""
+    spec = get_projector_spec(name)
+    if not spec.needs_input_grid:
+        return spec.build(in_dim, out_dim)
+    if input_grid is None:
+        raise ValueError(f"projector {name!r} learns an embedding per input position: pass input_grid=(h, w)")
+    return spec.build(in_dim, out_dim, input_grid=input_grid)
