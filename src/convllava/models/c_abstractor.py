@@ -19,19 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conv_blocks import LayerNorm2d, SqueezeExcitation
 from .grid_projectors import GridProjector, _as_map, _as_tokens
-
-
-class _LayerNormAct2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map, then an optional SiLU (timm's `LayerNormAct2d`)."""
-
-    def __init__(self, channels: int, act: bool) -> None:
-        super().__init__(channels, eps=1e-5)
-        self.act = nn.SiLU() if act else nn.Identity()
-
-    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
-        normed = F.layer_norm(feature_map.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return self.act(normed.permute(0, 3, 1, 2))
 
 
 class _ConvNormAct(nn.Module):
@@ -40,22 +29,10 @@ class _ConvNormAct(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, kernel: int, groups: int = 1, act: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_chs, out_chs, kernel, padding=kernel // 2, groups=groups, bias=False)
-        self.bn = _LayerNormAct2d(out_chs, act)
+        self.bn = LayerNorm2d(out_chs, eps=1e-5, act=nn.SiLU() if act else None)
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(feature_map))
-
-
-class _SqueezeExcite(nn.Module):
-    """timm's `SEModule`: x * sigmoid(fc2(silu(fc1(mean over H, W))))."""
-
-    def __init__(self, channels: int, squeeze: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.fc2 = nn.Conv2d(squeeze, channels, 1)
-
-    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
-        return feature_map * torch.sigmoid(self.fc2(F.silu(self.fc1(feature_map.mean(dim=(2, 3), keepdim=True)))))
 
 
 class _RegBottleneck(nn.Module):
@@ -66,7 +43,7 @@ class _RegBottleneck(nn.Module):
         super().__init__()
         self.conv1 = _ConvNormAct(in_chs, out_chs, 1)
         self.conv2 = _ConvNormAct(out_chs, out_chs, 3, groups=out_chs)
-        self.se = _SqueezeExcite(out_chs, round(in_chs * 0.25))
+        self.se = SqueezeExcitation(out_chs, round(in_chs * 0.25), act=F.silu, gate=torch.sigmoid)
         self.conv3 = _ConvNormAct(out_chs, out_chs, 1, act=False)
         self.downsample = _ConvNormAct(in_chs, out_chs, 1, act=False) if in_chs != out_chs else nn.Identity()
 

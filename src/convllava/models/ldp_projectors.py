@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from .conv_blocks import LayerNorm2d, SqueezeExcitation
 from .grid_projectors import GridProjector, _as_map, _as_tokens
 
 
@@ -88,27 +88,6 @@ def _make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-class _LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map (timm's `LayerNormAct2d` without an activation)."""
-
-    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
-        normed = F.layer_norm(feature_map.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return normed.permute(0, 3, 1, 2)
-
-
-class _SqueezeExcitation(nn.Module):
-    """torchvision's `SqueezeExcitation` with hardsigmoid: x * hsigmoid(fc2(relu(fc1(mean over H, W))))."""
-
-    def __init__(self, channels: int, squeeze: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.fc2 = nn.Conv2d(squeeze, channels, 1)
-
-    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
-        scale = self.fc2(F.relu(self.fc1(feature_map.mean(dim=(2, 3), keepdim=True))))
-        return feature_map * F.hardsigmoid(scale)
-
-
 class _InvertedResidual(nn.Module):
     """torchvision's MobileNetV3 `InvertedResidual` at expansion 1 (so no expand conv), kernel 3, SE, hardswish;
     the residual only at stride 1."""
@@ -117,9 +96,9 @@ class _InvertedResidual(nn.Module):
         super().__init__()
         depthwise = nn.Conv2d(channels, channels, 3, stride, padding=1, groups=channels, bias=False)
         self.block = nn.Sequential(
-            nn.Sequential(depthwise, _LayerNorm2d(channels), nn.Hardswish()),
-            _SqueezeExcitation(channels, _make_divisible(channels // 4)),
-            nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), _LayerNorm2d(channels)),
+            nn.Sequential(depthwise, LayerNorm2d(channels), nn.Hardswish()),
+            SqueezeExcitation(channels, _make_divisible(channels // 4)),
+            nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), LayerNorm2d(channels)),
         )
         self.residual = stride == 1
 
