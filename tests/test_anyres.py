@@ -166,6 +166,10 @@ def test_anyres_rejects_bad_settings():
                         image_resize_mode="anyres", image_grid_pinpoints=[[56, 100]])  # fmt: skip
     with pytest.raises(ValueError, match="grid_pinpoints"):
         ConvLlavaImageProcessor(size=TILE, resize_mode="anyres")
+    for pooling in ("pooler", "c_abstractor_q64", "resampler_q16_l1"):  # tile tokens no longer on the tower's grid
+        with pytest.raises(ValueError, match=f"token-preserving projector .*not '{pooling}'"):
+            ConvLlavaConfig(vision_config=vision, text_config=text, vision_tower_type="clip", image_size=TILE,
+                            image_resize_mode="anyres", image_grid_pinpoints=[[TILE, 2 * TILE]], projector_type=pooling)  # fmt: skip
 
 
 def _write_original_llava16(reference, root):

@@ -10,6 +10,7 @@ from typing import Any
 
 from transformers import AutoConfig, ConvNextConfig, PretrainedConfig
 
+from .projectors import get_projector_spec
 from .sub_configs import as_config
 from .vision.dense import check_dense_connector, default_groups
 from .vision.fused import DinoSiglipVisionConfig
@@ -87,6 +88,12 @@ class ConvLlavaConfig(PretrainedConfig):
                 raise ValueError(
                     f"image_resize_mode='anyres' needs image_grid_pinpoints: (height, width) pairs, each a multiple of "
                     f"image_size={self.image_size}; got {self.image_grid_pinpoints!r}"
+                )
+            spec, side = get_projector_spec(self.projector_type), self.image_size // self.vision_stride
+            if any(spec.num_tokens(n, n) != n * n for n in (side, side + 1)):  # + 1: a fixed count equal by chance
+                raise ValueError(
+                    f"image_resize_mode='anyres' lays each tile's tokens out on the tower's grid, so it needs a "
+                    f"token-preserving projector (mlp2x_gelu, linear, ...), not {self.projector_type!r}"
                 )
         super().__post_init__(**kwargs)
 
