@@ -197,7 +197,14 @@ def test_c_abstractor_runs_the_whole_model_and_refuses_native_sizes(tiny_config,
     config = tiny_config.__class__.from_dict({**tiny_config.to_dict(), "projector_type": "c_abstractor_q64"})
     torch.manual_seed(0)
     model = ConvLlavaForConditionalGeneration(config).eval()
-    assert model.model.projector.pos_emb.shape == (1, 4 * 4, config.vision_hidden_size)  # 256 px -> a 4 x 4 grid
+    pos_emb = model.model.projector.pos_emb
+    assert pos_emb.shape == (1, 4 * 4, config.vision_hidden_size)  # 256 px -> a 4 x 4 grid
+    with torch.no_grad():  # a meta-device load leaves unloaded parameters empty: _init_weights must fill it
+        saved = pos_emb.clone()
+        pos_emb.fill_(float("nan"))
+        model._init_weights(model.model.projector)
+        assert torch.isfinite(pos_emb).all() and 0.01 < pos_emb.std() < 0.03  # trunc_normal(std=0.02), as Honeybee
+        pos_emb.copy_(saved)
     processor = ConvLlavaProcessor.from_model_config(config, tokenizer)
     assert processor.num_image_tokens(256, 256) == model.model.num_image_tokens(256, 256) == 64
     inputs = processor(text=[_prompt(processor, "What is it?")], images=[images[0]])

@@ -27,6 +27,7 @@ from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings
 
 from ..constants import IGNORE_INDEX
 from .anyres import anyres_token_count, merge_anyres, tile_grid
+from .c_abstractor import CAbstractor
 from .configuration_convllava import ConvLlavaConfig
 from .outputs import CACHE_FIELD, ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .projectors import build_projector, get_projector_spec
@@ -72,6 +73,8 @@ class ConvLlavaPreTrainedModel(PreTrainedModel):
                 init.copy_(getattr(module, name), value)
         elif isinstance(module, PerceiverResampler):  # torch.randn, as TinyLLaVA builds them
             init.normal_(module.latents)
+        elif isinstance(module, CAbstractor):  # as Honeybee builds it
+            init.trunc_normal_(module.pos_emb, std=0.02)
         elif isinstance(module, ConvLlavaModel) and module.image_newline is not None:
             init.normal_(module.image_newline, std=module.image_newline.shape[0] ** -0.5)  # as LLaVA-1.6 builds it
 
