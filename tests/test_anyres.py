@@ -159,17 +159,20 @@ def test_processor_counts_tokens_and_a_model_round_trips(pair, tokenizer, tmp_pa
     assert torch.equal(reloaded.model.image_newline, model.model.image_newline)
 
 
-def test_anyres_rejects_bad_settings():
+def test_anyres_rejects_bad_settings(tokenizer):
     vision, text = _configs()
     with pytest.raises(ValueError, match="image_grid_pinpoints"):
         ConvLlavaConfig(vision_config=vision, text_config=text, vision_tower_type="clip", image_size=TILE,
                         image_resize_mode="anyres", image_grid_pinpoints=[[56, 100]])  # fmt: skip
     with pytest.raises(ValueError, match="grid_pinpoints"):
         ConvLlavaImageProcessor(size=TILE, resize_mode="anyres")
+    anyres = ConvLlavaImageProcessor(size=TILE, resize_mode="anyres", grid_pinpoints=PINPOINTS)
     for pooling in ("pooler", "c_abstractor_q64", "resampler_q16_l1"):  # tile tokens no longer on the tower's grid
         with pytest.raises(ValueError, match=f"token-preserving projector .*not '{pooling}'"):
             ConvLlavaConfig(vision_config=vision, text_config=text, vision_tower_type="clip", image_size=TILE,
                             image_resize_mode="anyres", image_grid_pinpoints=[[TILE, 2 * TILE]], projector_type=pooling)  # fmt: skip
+        with pytest.raises(ValueError, match=f"anyres needs a token-preserving projector, not '{pooling}'"):
+            ConvLlavaProcessor(anyres, tokenizer, projector_type=pooling).num_image_tokens(50, 90)
 
 
 def _write_original_llava16(reference, root):

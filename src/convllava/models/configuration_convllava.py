@@ -89,8 +89,7 @@ class ConvLlavaConfig(PretrainedConfig):
                     f"image_resize_mode='anyres' needs image_grid_pinpoints: (height, width) pairs, each a multiple of "
                     f"image_size={self.image_size}; got {self.image_grid_pinpoints!r}"
                 )
-            spec, side = get_projector_spec(self.projector_type), self.image_size // self.vision_stride
-            if any(spec.num_tokens(n, n) != n * n for n in (side, side + 1)):  # + 1: a fixed count equal by chance
+            if not get_projector_spec(self.projector_type).keeps_grid(self.image_size // self.vision_stride):
                 raise ValueError(
                     f"image_resize_mode='anyres' lays each tile's tokens out on the tower's grid, so it needs a "
                     f"token-preserving projector (mlp2x_gelu, linear, ...), not {self.projector_type!r}"

@@ -172,6 +172,11 @@ class ProjectorSpec:
     #: position)
     needs_input_grid: bool = False
 
+    def keeps_grid(self, side: int) -> bool:
+        """One output token per cell of a side x side grid (and of the next size, so a fixed count that equals
+        side^2 by chance does not pass): what AnyRes needs to lay tile tokens out on the tower's grid."""
+        return all(self.num_tokens(n, n) == n * n for n in (side, side + 1))
+
 
 #: Exact-name registry. `mlp{k}x_gelu` for k = 1..8 are listed explicitly.
 PROJECTORS: dict[str, ProjectorSpec] = {

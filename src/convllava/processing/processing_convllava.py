@@ -90,7 +90,7 @@ class ConvLlavaProcessor(ProcessorMixin):
         ip = self.image_processor
         if ip.resize_mode == "anyres":
             side = ip.size // ip.stride
-            if get_projector_spec(self.projector_type).num_tokens(side, side) != side * side:
+            if not get_projector_spec(self.projector_type).keeps_grid(side):
                 raise ValueError(f"anyres needs a token-preserving projector, not {self.projector_type!r}")
             return anyres_token_count(height, width, ip.grid_pinpoints, ip.size, side)
         return get_projector_spec(self.projector_type).num_tokens(height // ip.stride, width // ip.stride)
