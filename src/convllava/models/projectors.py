@@ -9,10 +9,11 @@ processor uses to expand `<image>`. Names follow the original LLaVA builders: `l
 towers trained from random weights (the demo): `norm_mlp2x_gelu`, `mlp2x_gelu` after standardising each channel
 over an image's visual tokens (such features are dominated by a constant), and `norm_pos_mlp2x_gelu`, which also
 adds each token's place in the image (such a tower has not learnt it). The connectors that emit fewer tokens
-than they get -- pooling the token grid (`pooler`, `ldpnet`, `ldpnetv2`, `spp_v1/v2/v3`) or merging runs of
-four tokens (`minigpt`, `vanilla`) -- live in grid_projectors.py and ldp_projectors.py; TinyLLaVA's Perceiver
-`resampler` (a fixed number of learned queries) in resampler.py. Every projector is called as
-`projector(features, grid=(h, w))`.
+than they get -- pooling the token grid (`pooler`, `ldpnet`, `ldpnetv2`, Cobra's `fused_ldpnet`, `spp_v1/v2/v3`)
+or merging runs of four tokens (`minigpt`, `vanilla`) -- live in grid_projectors.py and ldp_projectors.py;
+TinyLLaVA's Perceiver `resampler` (a fixed number of learned queries) in resampler.py; Honeybee's `c_abstractor`
+(RegNet stages around a pool, with a position embedding learned for the model's grid) in c_abstractor.py. Every
+projector is called as `projector(features, grid=(h, w))`.
 """
 
 from __future__ import annotations
