@@ -89,7 +89,3 @@ class CAbstractor(GridProjector):
                 "resize mode), not native-size ones"
             )
         return self.readout(_as_tokens(self.net(_as_map(features + self.pos_emb, grid or self.input_grid))))
-
-
-def c_abstractor_tokens(num_queries: int, grid_h: int, grid_w: int) -> int:
-    return num_queries

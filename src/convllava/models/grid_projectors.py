@@ -115,6 +115,11 @@ class FourTokenProjector(GridProjector):
         return self.linear(groups.reshape(batch, n // 4, 4 * channels))
 
 
+def fixed_tokens(count: int, grid_h: int, grid_w: int) -> int:
+    """Tokens of a connector that sends `count` whatever the grid (learned queries, a pool to a fixed size)."""
+    return count
+
+
 def pixel_shuffle_tokens(factor: int, grid_h: int, grid_w: int) -> int:
     """Tokens `pixel_shuffle{factor}x` emits for a grid_h x grid_w grid (both must divide by `factor`)."""
     if grid_h % factor or grid_w % factor:

@@ -43,7 +43,17 @@ class _PositionInjection(nn.Module):
         return feature_map + self.peg(feature_map)
 
 
-class LDPv2Projector(GridProjector):
+class _PooledToFixedGrid:
+    """Connectors that average-pool the token grid to `output_grid`: that many tokens whatever the input grid."""
+
+    output_grid: tuple[int, int]
+
+    @classmethod
+    def num_tokens(cls, grid_h: int, grid_w: int) -> int:
+        return cls.output_grid[0] * cls.output_grid[1]
+
+
+class LDPv2Projector(_PooledToFixedGrid, GridProjector):
     """MobileVLM V2 `ldpnetv2`: MLP -> AdaptiveAvgPool2d(12, 12) -> PEG; always 144 tokens."""
 
     output_grid = (12, 12)
@@ -54,15 +64,11 @@ class LDPv2Projector(GridProjector):
         self.dwn = nn.AdaptiveAvgPool2d(self.output_grid)  # no parameters: the original's name is kept for clarity
         self.peg = _PositionInjection(out_dim)
 
-    @classmethod
-    def num_tokens(cls, grid_h: int, grid_w: int) -> int:
-        return cls.output_grid[0] * cls.output_grid[1]
-
     def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         return _as_tokens(self.peg(self.dwn(_as_map(self.mlp(features), grid))))
 
 
-class FusedLDPProjector(nn.Sequential):
+class FusedLDPProjector(_PooledToFixedGrid, nn.Sequential):
     """Cobra `fused-ldpnet`: Linear(C, 4C), GELU, Linear(4C, D), AdaptiveAvgPool2d(14, 14), PEG; always 196 tokens.
     A Sequential as the original's `projector`, so its weights (`0.*`, `2.*`, `4.peg.0.*`) load by prefix alone."""
 
@@ -72,10 +78,6 @@ class FusedLDPProjector(nn.Sequential):
         wide = 4 * in_dim
         super().__init__(nn.Linear(in_dim, wide), nn.GELU(), nn.Linear(wide, out_dim),
                          nn.AdaptiveAvgPool2d(self.output_grid), _PositionInjection(out_dim))  # fmt: skip
-
-    @classmethod
-    def num_tokens(cls, grid_h: int, grid_w: int) -> int:
-        return cls.output_grid[0] * cls.output_grid[1]
 
     def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         hidden = self[2](self[1](self[0](features)))

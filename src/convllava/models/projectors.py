@@ -27,16 +27,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .c_abstractor import CAbstractor, c_abstractor_tokens
+from .c_abstractor import CAbstractor
 from .grid_projectors import (
     FourTokenProjector,
     PixelShuffleProjector,
     PoolerProjector,
     SPPProjector,
+    fixed_tokens,
     pixel_shuffle_tokens,
 )
 from .ldp_projectors import FusedLDPProjector, LDPProjector, LDPv2Projector
-from .resampler import PerceiverResampler, resampler_tokens
+from .resampler import PerceiverResampler
 
 
 class Projector(nn.Sequential):
@@ -223,14 +224,14 @@ PROJECTORS: dict[str, ProjectorSpec] = {
     "resampler": ProjectorSpec(
         "resampler",
         functools.partial(PerceiverResampler, num_queries=128, depth=3),
-        functools.partial(resampler_tokens, 128),
+        functools.partial(fixed_tokens, 128),
         in_original_llava=False,
     ),
     **{
         f"resampler_q{q}_l{depth}": ProjectorSpec(
             f"resampler_q{q}_l{depth}",
             functools.partial(PerceiverResampler, num_queries=q, depth=depth),
-            functools.partial(resampler_tokens, q),
+            functools.partial(fixed_tokens, q),
             in_original_llava=False,
         )
         for q in (16, 32, 64, 128, 144, 256)
@@ -241,7 +242,7 @@ PROJECTORS: dict[str, ProjectorSpec] = {
         name: ProjectorSpec(
             name,
             functools.partial(CAbstractor, num_queries=q),
-            functools.partial(c_abstractor_tokens, q),
+            functools.partial(fixed_tokens, q),
             in_original_llava=False,
             needs_input_grid=True,
         )

@@ -68,8 +68,3 @@ class PerceiverResampler(nn.Module):
             latents = attention(media, latents) + latents
             latents = feed_forward(latents) + latents
         return self.norm(latents)
-
-
-def resampler_tokens(num_queries: int, grid_h: int, grid_w: int) -> int:
-    """The resampler sends `num_queries` tokens for any grid."""
-    return num_queries
