@@ -214,5 +214,5 @@ def test_c_abstractor_runs_the_whole_model_and_refuses_native_sizes(tiny_config,
     reloaded = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path).eval()
     with torch.no_grad():
         assert torch.allclose(model(**inputs).logits, reloaded(**inputs).logits, atol=1e-5)
-        with pytest.raises(ValueError, match="learned for a 4 x 4 grid, got 32 visual tokens"):
+        with pytest.raises(ValueError, match="learned for a 4 x 4 grid, got a 4 x 8 grid of 32 visual tokens"):
             model.get_image_features(torch.zeros(1, 3, 256, 512))

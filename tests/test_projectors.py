@@ -482,7 +482,9 @@ def test_c_abstractor_registry_token_counts_and_errors():
     proj = build_projector("c_abstractor_q64", 8, 16, input_grid=(4, 4))
     assert proj.pos_emb.shape == (1, 16, 8) and proj.readout[0].in_features == 1024  # Honeybee's hidden width
     assert proj(torch.randn(1, 16, 8), grid=(4, 4)).shape == (1, 64, 16)
-    with pytest.raises(ValueError, match=r"learned for a 4 x 4 grid, got 32 visual tokens"):
+    with pytest.raises(ValueError, match=r"learned for a 4 x 4 grid, got a 4 x 8 grid of 32 visual tokens"):
         proj(torch.randn(1, 32, 8), grid=(4, 8))
+    with pytest.raises(ValueError, match=r"learned for a 4 x 4 grid, got a 2 x 8 grid of 16 visual tokens"):
+        proj(torch.randn(1, 16, 8), grid=(2, 8))  # the count matches; the places do not
     with pytest.raises(ValueError, match="pass input_grid"):
         build_projector("c_abstractor", 8, 16)

@@ -82,10 +82,13 @@ class CAbstractor(GridProjector):
         self.readout = nn.Sequential(*readout)
 
     def forward(self, features: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
-        if features.shape[1] != self.pos_emb.shape[1]:
+        # the grid, not only the count: a 2 x 8 map has the 4 x 4 grid's 16 tokens, each at another place
+        grid = tuple(grid) if grid is not None else self.input_grid
+        if features.shape[1] != self.pos_emb.shape[1] or grid != self.input_grid:
+            got = f"a {grid[0]} x {grid[1]} grid" if grid[0] * grid[1] == features.shape[1] else "a grid"
             raise ValueError(
                 f"c_abstractor's position embedding is learned for a {self.input_grid[0]} x {self.input_grid[1]} "
-                f"grid, got {features.shape[1]} visual tokens: feed images of the model's image_size (pad or "
-                "resize mode), not native-size ones"
+                f"grid, got {got} of {features.shape[1]} visual tokens: feed images of the model's image_size (pad "
+                "or resize mode), not native-size ones"
             )
-        return self.readout(_as_tokens(self.net(_as_map(features + self.pos_emb, grid or self.input_grid))))
+        return self.readout(_as_tokens(self.net(_as_map(features + self.pos_emb, grid))))
