@@ -2,7 +2,8 @@
 
 `ConversationCollator`: a list of examples -> one right-padded training batch. Images of all samples
 are concatenated in order (their tokens are already in `input_ids`); native-size images are padded to a
-common size and described by `image_sizes`. Skip records travel in the batch under `skipped` for the
+common size and described by `image_sizes`; precomputed `vision_features` (a frozen tower's cache) are
+concatenated the same way. Skip records travel in the batch under `skipped` for the
 trainer to count.
 """
 
@@ -39,6 +40,9 @@ class ConversationCollator:
                 batch["pixel_values"] = _pad_images(pixels)
             else:
                 batch["pixel_values"] = torch.cat(pixels)
+        cached = [e["vision_features"] for e in examples if "vision_features" in e]
+        if cached:
+            batch["vision_features"] = torch.cat(cached)
         batch["skipped"] = [item for e in examples for item in e.get("skipped", [])]
         return batch
 

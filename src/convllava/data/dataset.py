@@ -11,10 +11,11 @@ masking_failed (no token would be trained), too_long (the cut at max_length fall
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
 from ..constants import IGNORE_INDEX
@@ -43,7 +44,10 @@ class ConversationDataset(Dataset):
         image_folder: str | Path | None = None,
         max_length: int = 2048,
         move_image_to_front: bool = True,
+        vision_features: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
+        """`vision_features`: image path -> the frozen tower's output for it (training/feature_cache.py); the
+        examples then carry `vision_features` instead of `pixel_values` and no image is read."""
         if not records:
             raise ValueError("the training data has no records")
         self.records = records
@@ -51,6 +55,7 @@ class ConversationDataset(Dataset):
         self.image_folder = Path(image_folder) if image_folder is not None else None
         self.max_length = max_length
         self.move_image_to_front = move_image_to_front
+        self.vision_features = vision_features
         size = processor.image_processor.size
         self._tokens_per_image = processor.num_image_tokens(size, size)
 
@@ -71,6 +76,8 @@ class ConversationDataset(Dataset):
         for path in paths:
             if not path.is_file():
                 raise RecordError("image_missing", f"image {str(path)!r} does not exist")
+        if self.vision_features is not None:
+            return self._truncate(self._cached_example(turns, paths))
         try:
             example = self.processor.build_training_example(turns, [str(p) for p in paths])
         except ImageLoadError as err:
@@ -78,6 +85,20 @@ class ConversationDataset(Dataset):
         except TemplateError as err:
             raise RecordError("bad_roles", str(err)) from None
         return self._truncate(example)
+
+    def _cached_example(self, turns: list[dict[str, Any]], paths: list[Path]) -> dict[str, Any]:
+        for path in paths:
+            if self.vision_features.get(str(path)) is None:  # the cache leaves out what it could not read
+                raise RecordError("image_unreadable", f"image {str(path)!r} could not be read for the feature cache")
+        try:
+            example = self.processor.build_training_example(
+                turns, image_token_counts=[self._tokens_per_image] * len(paths)
+            )
+        except TemplateError as err:
+            raise RecordError("bad_roles", str(err)) from None
+        if paths:
+            example["vision_features"] = torch.stack([self.vision_features[str(p)] for p in paths])
+        return example
 
     def _truncate(self, example: dict[str, Any]) -> dict[str, Any]:
         ids, labels = example["input_ids"], example["labels"]
@@ -108,6 +129,17 @@ class ConversationDataset(Dataset):
         raise ValueError(
             "no record in the training data is usable (every one is malformed, lacks its image, or has nothing to train)"
         )
+
+    def image_paths(self) -> list[Path]:
+        """Every image the well-formed records name that exists on disk, each once, in record order."""
+        paths: dict[Path, None] = {}
+        for record in self.records:
+            try:
+                _, images = check_record(record)
+            except RecordError:
+                continue
+            paths.update((p, None) for p in map(self._path, images) if p.is_file())
+        return list(paths)
 
     def lengths(self) -> list[int]:
         """Estimated token length per record, negative for text-only ones (for the modality-grouped sampler)."""

@@ -152,6 +152,23 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
             merge_anyres(t, h, w, grid, self.image_newline) for t, (h, w), grid in zip(tiles, sizes, grids, strict=True)
         ]
 
+    def project_vision_features(self, vision_features: torch.Tensor) -> list[torch.Tensor]:
+        """Project precomputed vision-tower outputs, (num_images, N, C) of `image_size` square images (a frozen
+        tower's cache, `cache_vision_features` in training); one (N', D) tensor per image, as `get_image_features`."""
+        if self.config.image_resize_mode not in ("pad", "resize"):
+            raise ValueError(
+                f"vision_features need images of one fixed size; image_resize_mode={self.config.image_resize_mode!r} "
+                "gives each image its own: pass pixel_values instead"
+            )
+        grid = self.vision_tower.feature_grid(self.config.image_size, self.config.image_size)
+        if vision_features.dim() != 3 or vision_features.shape[1] != grid[0] * grid[1]:
+            raise ValueError(
+                f"vision_features should be (num_images, {grid[0] * grid[1]}, channels), the tower's {grid[0]} x "
+                f"{grid[1]} grid at {self.config.image_size} px; got {tuple(vision_features.shape)}"
+            )
+        param = next(self.projector.parameters())
+        return list(self.projector(vision_features.to(param.device, param.dtype), grid=grid).unbind(0))
+
     def _encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         grid = self.vision_tower.feature_grid(*pixel_values.shape[-2:])
         return self.projector(self.vision_tower(pixel_values), grid=grid)
@@ -164,18 +181,26 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        vision_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> ConvLlavaModelOutputWithPast:
-        """`kwargs` go to the language model, the KV cache among them (`cache`, or `past_key_values` before
-        transformers 5.24: either name is taken and passed on under the installed version's)."""
+        """`vision_features`: the vision tower's outputs, precomputed, in place of `pixel_values`
+        (`project_vision_features`). `kwargs` go to the language model, the KV cache among them (`cache`, or
+        `past_key_values` before transformers 5.24: either name is taken and passed on under the installed
+        version's)."""
+        if pixel_values is not None and vision_features is not None:
+            raise ValueError("pass pixel_values or vision_features (the tower's precomputed outputs), not both")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         image_features = None
         if inputs_embeds is None:
             image_mask = input_ids == self.config.image_token_id
             inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(image_mask, 0))
-            if pixel_values is not None:
-                features = self.get_image_features(pixel_values, image_sizes)
+            if pixel_values is not None or vision_features is not None:
+                if vision_features is not None:
+                    features = self.project_vision_features(vision_features)
+                else:
+                    features = self.get_image_features(pixel_values, image_sizes)
                 image_features = torch.cat(features).to(inputs_embeds.device, inputs_embeds.dtype)
                 _check_image_token_count(image_mask, features)
                 inputs_embeds = inputs_embeds.masked_scatter(image_mask.unsqueeze(-1), image_features)
@@ -184,7 +209,7 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
                     f"input_ids contain {int(image_mask.sum())} image tokens (id {self.config.image_token_id}) "
                     "but no pixel_values were given; pass the images the prompt refers to."
                 )
-        elif pixel_values is not None:
+        elif pixel_values is not None or vision_features is not None:
             raise ValueError("pixel_values need input_ids (to find the image tokens); got inputs_embeds instead")
 
         cache = kwargs.pop("cache", None)
@@ -281,12 +306,14 @@ class ConvLlavaForConditionalGeneration(ConvLlavaPreTrainedModel, GenerationMixi
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        vision_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> ConvLlavaCausalLMOutputWithPast:
         kwargs.pop("return_dict", None)
         outputs = self.model(
             input_ids=input_ids,
             pixel_values=pixel_values,
+            vision_features=vision_features,
             image_sizes=image_sizes,
             attention_mask=attention_mask,
             position_ids=position_ids,

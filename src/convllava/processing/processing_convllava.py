@@ -187,13 +187,19 @@ class ConvLlavaProcessor(ProcessorMixin):
         return self.render(conversation, add_generation_prompt).text
 
     def build_training_example(
-        self, messages: Sequence[Mapping[str, Any]], images: Sequence[ImageSource] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        images: Sequence[ImageSource] = (),
+        image_token_counts: Sequence[int] | None = None,
     ) -> dict[str, Any]:
         """One conversation -> `input_ids` and `labels` (only assistant answers and their end token are trained)
-        and `pixel_values` / `image_sizes` for its images, all unpadded tensors."""
+        and `pixel_values` / `image_sizes` for its images, all unpadded tensors. `image_token_counts` instead of
+        `images`: the visual tokens of images the caller brings as precomputed features (no pixels are made)."""
+        if images and image_token_counts is not None:
+            raise ValueError("pass images or image_token_counts (for precomputed features), not both")
         rendered = self.render(messages)
         image_inputs = dict(self.image_processor(list(images), return_tensors="pt")) if images else {}
-        tokens_per_image = self._tokens_per_image(image_inputs) if images else []
+        tokens_per_image = self._tokens_per_image(image_inputs) if images else list(image_token_counts or [])
         ids, labels = encode_with_images(
             self.tokenizer,
             rendered.text,

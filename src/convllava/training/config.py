@@ -78,6 +78,8 @@ class TrainConfig:
     max_length: int = 2048
     move_image_to_front: bool = True
     group_by_modality_length: bool = True
+    length_group_batches: int = 1  # global batches sorted by length together (1: LLaVA's grouping)
+    cache_vision_features: bool = False  # a frozen tower's outputs computed once per image (feature_cache.py)
     seed: int = 42
     # bookkeeping
     save_steps: int = 500
@@ -92,7 +94,7 @@ class TrainConfig:
             raise ValueError("set `model` (a convllava model or preset) or both `vision_tower` and `language_model`")
         if self.data is None:
             raise ValueError("set `data` (a LLaVA-format .json / .jsonl file or a datasets folder)")
-        for name in ("global_batch_size", "per_device_batch_size", "max_length"):
+        for name in ("global_batch_size", "per_device_batch_size", "max_length", "length_group_batches"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 

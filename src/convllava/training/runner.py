@@ -22,6 +22,7 @@ from ..models import PRESETS, ConvLlavaForConditionalGeneration, get_preset
 from ..models.assembly import assemble_from_parts, tower_image_stats
 from ..processing import ConvLlavaProcessor
 from .config import TrainConfig
+from .feature_cache import cache_vision_features
 from .lora import apply_lora
 from .stages import apply_trainable_parts
 from .trainer import ConvLlavaTrainer, last_complete_checkpoint
@@ -176,6 +177,8 @@ def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any]
         max_length=config.max_length,
         move_image_to_front=config.move_image_to_front,
     )
+    if config.cache_vision_features:
+        dataset.vision_features = cache_vision_features(model, processor, dataset.image_paths())
     args = training_arguments(config, world_size)
     trainer = ConvLlavaTrainer(
         model=model,
@@ -184,6 +187,7 @@ def run_training(config: TrainConfig, resume: bool = False, callbacks: list[Any]
         data_collator=ConversationCollator(processor.tokenizer.pad_token_id or 0),
         stage_config=config,
         group_by_modality_length=config.group_by_modality_length,
+        length_group_batches=config.length_group_batches,
         callbacks=callbacks,
     )
     checkpoint = last_complete_checkpoint(config.output) if resume else None

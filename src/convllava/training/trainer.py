@@ -32,11 +32,13 @@ class ConvLlavaTrainer(Trainer):
         *args: Any,
         stage_config: TrainConfig | None = None,
         group_by_modality_length: bool = True,
+        length_group_batches: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.stage_config = stage_config
         self.group_by_modality_length = group_by_modality_length
+        self.length_group_batches = length_group_batches
         self.skip_counts: Counter[str] = Counter()
         self.skipped_ids: dict[str, list[str]] = {}
         self._tokens_since_log = 0
@@ -50,7 +52,9 @@ class ConvLlavaTrainer(Trainer):
         global_batch = (
             self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
         )
-        return ModalityLengthGroupedSampler(dataset.lengths(), mega_batch_size=global_batch, seed=self.args.seed)
+        return ModalityLengthGroupedSampler(
+            dataset.lengths(), global_batch, seed=self.args.seed, batches_per_group=self.length_group_batches
+        )
 
     # --- optimizer -------------------------------------------------------------------------------------------
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
