@@ -3,13 +3,15 @@
 `cache_vision_features`: run a stage's frozen vision tower once over every image its records use and keep the
 outputs in memory, so that the stage's steps neither decode images nor run the tower
 (`TrainConfig.cache_vision_features`). Sound only where the tower's output for an image is the same at every
-step: the tower does not train (no unfrozen stage, no LoRA in it) and images have one fixed size.
-Measured on the demo's stage 3 (2-core CPU, 16 images a step): the tower and image decoding were a third of a step.
+step: the tower does not train (no unfrozen stage, no LoRA in it) and images have one fixed size. Every process
+encodes every image, on its own accelerator where there is one, in the tower's dtype (fp32 under bf16 autocast).
+Measured on the demo's stage 3 (2-core CPU, 16 images a step): 0.31 -> 0.26 s a step; caching 3000 images took 25 s.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,18 +45,24 @@ def cache_vision_features(
             f"{model.config.image_resize_mode!r} gives each image its own: turn the cache off"
         )
     cache: dict[str, torch.Tensor | None] = {}
-    was_training = tower.training
-    tower.eval()
+    was_training, home = tower.training, next(tower.parameters()).device
+    tower.eval().to(_device())  # the Trainer has not placed the model yet: encode on this process's accelerator
     try:
         for start in tqdm(range(0, len(paths), batch_size), desc="caching vision features", unit="batch"):
             chunk = [str(p) for p in paths[start : start + batch_size]]
             cache.update(zip(chunk, _encode(tower, processor, chunk), strict=True))
     finally:
-        tower.train(was_training)
+        tower.train(was_training).to(home)
     kept = [f for f in cache.values() if f is not None]
     megabytes = sum(f.numel() * f.element_size() for f in kept) / 2**20
     logger.info("cached the frozen vision tower's features of %d images (%.0f MB in memory)", len(kept), megabytes)
     return cache
+
+
+def _device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def _encode(tower: torch.nn.Module, processor: ConvLlavaProcessor, paths: list[str]) -> list[torch.Tensor | None]:
