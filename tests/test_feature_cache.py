@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from convllava import ConvLlavaForConditionalGeneration
 from convllava.data import ConversationCollator, ConversationDataset, ModalityLengthGroupedSampler
 from convllava.training import load_train_config, run_training
 from convllava.training.feature_cache import cache_vision_features
@@ -101,3 +102,10 @@ def test_grouping_several_batches_by_length_cuts_padding():
     assert list(ModalityLengthGroupedSampler(lengths, 4, seed=0, batches_per_group=8)) == order
     with pytest.raises(ValueError, match="batches_per_group must be positive"):
         ModalityLengthGroupedSampler(lengths, 4, batches_per_group=0)
+
+
+def test_precomputed_tower_outputs_need_one_fixed_image_size(tiny_config, tmp_path):
+    config = tiny_config.__class__.from_dict({**tiny_config.to_dict(), "image_resize_mode": "native"})
+    model = ConvLlavaForConditionalGeneration(config).eval()
+    with pytest.raises(ValueError, match="image_resize_mode='native' gives each image its own"):
+        model.model.project_vision_features(torch.zeros(1, 16, 384))

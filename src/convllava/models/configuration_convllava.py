@@ -16,6 +16,8 @@ from .vision.dense import check_dense_connector, default_groups
 from .vision.fused import DinoSiglipVisionConfig
 
 IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native", "anyres")
+#: The modes that give every image one size (`image_size` square), hence one visual-token grid.
+FIXED_SIZE_MODES: tuple[str, ...] = ("pad", "resize")
 
 
 class ConvLlavaConfig(PretrainedConfig):

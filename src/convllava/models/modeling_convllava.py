@@ -28,7 +28,7 @@ from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings
 from ..constants import IGNORE_INDEX
 from .anyres import anyres_token_count, merge_anyres, tile_grid
 from .c_abstractor import CAbstractor
-from .configuration_convllava import ConvLlavaConfig
+from .configuration_convllava import FIXED_SIZE_MODES, ConvLlavaConfig
 from .outputs import CACHE_FIELD, ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .projectors import build_projector, get_projector_spec
 from .resampler import PerceiverResampler
@@ -155,7 +155,7 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
     def project_vision_features(self, vision_features: torch.Tensor) -> list[torch.Tensor]:
         """Project precomputed vision-tower outputs, (num_images, N, C) of `image_size` square images (a frozen
         tower's cache, `cache_vision_features` in training); one (N', D) tensor per image, as `get_image_features`."""
-        if self.config.image_resize_mode not in ("pad", "resize"):
+        if self.config.image_resize_mode not in FIXED_SIZE_MODES:
             raise ValueError(
                 f"vision_features need images of one fixed size; image_resize_mode={self.config.image_resize_mode!r} "
                 "gives each image its own: pass pixel_values instead"
@@ -210,7 +210,9 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
                     "but no pixel_values were given; pass the images the prompt refers to."
                 )
         elif pixel_values is not None or vision_features is not None:
-            raise ValueError("pixel_values need input_ids (to find the image tokens); got inputs_embeds instead")
+            raise ValueError(
+                "pixel_values / vision_features need input_ids (to find the image tokens); got inputs_embeds instead"
+            )
 
         cache = kwargs.pop("cache", None)
         legacy = kwargs.pop("past_key_values", None)
