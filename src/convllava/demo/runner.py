@@ -81,9 +81,9 @@ def _stage_configs(out: Path, data: Path, tokenizer: Path, size: DemoSize, prese
                          learning_rate=1e-3, vision_tower_lr=1e-4, max_steps=size.steps[1], **common)  # fmt: skip
     # the tower is frozen in stage 3, so its outputs are computed once per image (0.31 -> 0.26 s a step), and the
     # time went to more steps: 1500 -> 2000 gave grounding Acc@0.5 0.54 -> 0.84, VQA 0.80 -> 0.82 (0.84 on the
-    # first 150 held-out scenes, main's old set). Measured and not taken: length_group_batches=16 at 3000 steps
-    # (POPE F1 0.37); 6000 scenes and 2400 steps (VQA 0.79, 835 s); lr 2e-3 (VQA 0.73, POPE F1 0.42); lr 7e-4
-    # (VQA 0.83, Acc@0.5 0.69).
+    # first 150 held-out scenes, main's old set). Measured and not taken: length_group_batches=16 (17% faster
+    # steps, but POPE F1 0.56, VQA 0.77, Acc@0.5 0.48 at 2000 steps); 6000 scenes and 2400 steps (VQA 0.79,
+    # 835 s); lr 2e-3 (VQA 0.73, POPE F1 0.42); lr 7e-4 (VQA 0.83, Acc@0.5 0.69).
     stage3 = TrainConfig(stage="instruct", model=str(out / "stage2"), data=str(data / "instruct.jsonl"),
                          output=str(out / "stage3"), trainable=TrainableParts(None, True, True, True),
                          learning_rate=1e-3, max_steps=size.steps[2], cache_vision_features=True, **common)  # fmt: skip
