@@ -109,3 +109,8 @@ def test_precomputed_tower_outputs_need_one_fixed_image_size(tiny_config, tmp_pa
     model = ConvLlavaForConditionalGeneration(config).eval()
     with pytest.raises(ValueError, match="image_resize_mode='native' gives each image its own"):
         model.model.project_vision_features(torch.zeros(1, 16, 384))
+    model.vision_tower.requires_grad_(False)
+    with pytest.raises(
+        ValueError, match=r"cache_vision_features: .*image_resize_mode='native' gives each image its own"
+    ):
+        cache_vision_features(model, None, [tmp_path / "any.png"])

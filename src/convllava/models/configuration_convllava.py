@@ -98,6 +98,15 @@ class ConvLlavaConfig(PretrainedConfig):
                 )
         super().__post_init__(**kwargs)
 
+    def require_fixed_size(self, user: str, fix: str) -> None:
+        """Raise unless every image has one size (`image_size` square), hence one visual-token grid: what
+        precomputed tower outputs (`user`) need. `fix` says what to do instead."""
+        if self.image_resize_mode not in FIXED_SIZE_MODES:
+            raise ValueError(
+                f"{user}: every image must have one size, and image_resize_mode={self.image_resize_mode!r} gives each "
+                f"image its own: {fix}"
+            )
+
     @property
     def vision_stride(self) -> int:
         """Total spatial down-sampling of the vision tower (64 for the 5-stage ConvNeXt)."""

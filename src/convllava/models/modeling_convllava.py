@@ -28,7 +28,7 @@ from transformers.models.siglip.modeling_siglip import SiglipVisionEmbeddings
 from ..constants import IGNORE_INDEX
 from .anyres import anyres_token_count, merge_anyres, tile_grid
 from .c_abstractor import CAbstractor
-from .configuration_convllava import FIXED_SIZE_MODES, ConvLlavaConfig
+from .configuration_convllava import ConvLlavaConfig
 from .outputs import CACHE_FIELD, ConvLlavaCausalLMOutputWithPast, ConvLlavaModelOutputWithPast
 from .projectors import build_projector, get_projector_spec
 from .resampler import PerceiverResampler
@@ -155,11 +155,7 @@ class ConvLlavaModel(ConvLlavaPreTrainedModel):
     def project_vision_features(self, vision_features: torch.Tensor) -> list[torch.Tensor]:
         """Project precomputed vision-tower outputs, (num_images, N, C) of `image_size` square images (a frozen
         tower's cache, `cache_vision_features` in training); one (N', D) tensor per image, as `get_image_features`."""
-        if self.config.image_resize_mode not in FIXED_SIZE_MODES:
-            raise ValueError(
-                f"vision_features need images of one fixed size; image_resize_mode={self.config.image_resize_mode!r} "
-                "gives each image its own: pass pixel_values instead"
-            )
+        self.config.require_fixed_size("vision_features", "pass pixel_values instead")
         grid = self.vision_tower.feature_grid(self.config.image_size, self.config.image_size)
         if vision_features.dim() != 3 or vision_features.shape[1] != grid[0] * grid[1]:
             raise ValueError(

@@ -19,7 +19,6 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models import ConvLlavaForConditionalGeneration
-from ..models.configuration_convllava import FIXED_SIZE_MODES
 from ..processing import ConvLlavaProcessor, ImageLoadError
 
 logger = logging.getLogger(__name__)
@@ -40,11 +39,7 @@ def cache_vision_features(
             f"(e.g. {training[0]}): set trainable.vision_from_stage to null and keep LoRA out of the tower, or turn "
             "the cache off"
         )
-    if model.config.image_resize_mode not in FIXED_SIZE_MODES:
-        raise ValueError(
-            f"cache_vision_features needs images of one fixed size; image_resize_mode="
-            f"{model.config.image_resize_mode!r} gives each image its own: turn the cache off"
-        )
+    model.config.require_fixed_size("cache_vision_features", "turn the cache off")
     cache: dict[str, torch.Tensor | None] = {}
     was_training, home = tower.training, next(tower.parameters()).device
     tower.eval().to(_device())  # the Trainer has not placed the model yet: encode on this process's accelerator
