@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from convllava.training import last_complete_checkpoint, load_train_config, run_training
-from helpers import write_conversation_data
+from helpers import random_image, write_conversation_data
 
 
 def _config(saved_tiny, tmp_path, name, *extra):
@@ -189,3 +189,27 @@ def test_projector_type_swaps_a_presets_projector_and_round_trips(tokenizer, tmp
     # a saved model keeps the projector it was trained with
     with pytest.raises(ValueError, match="picks the projector of a new model only"):
         run_training(load_train_config(None, [*base, f"model={saved_tiny}", f"output={tmp_path / 'x'}"]))
+
+
+def test_image_size_trains_a_preset_at_another_resolution(tokenizer, tmp_path, saved_tiny):
+    from convllava import ConvLlavaForConditionalGeneration
+    from convllava.processing import ConvLlavaProcessor
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    data, images = write_conversation_data(tmp_path / "data", n=4)
+    base = [f"data={data}", f"image_folder={images}", "global_batch_size=4", "per_device_batch_size=4", "max_steps=1",
+            "report_to=none", "model=convllava-tiny", f"tokenizer={tmp_path / 'tok'}"]  # fmt: skip
+    run_training(load_train_config(None, [*base, "image_size=128", f"output={tmp_path / 'small'}"]))
+    model = ConvLlavaForConditionalGeneration.from_pretrained(tmp_path / "small")
+    processor = ConvLlavaProcessor.from_pretrained(tmp_path / "small")
+    assert model.config.image_size == model.config.vision_config.image_size == 128
+    inputs = processor(text="<image>\nhi", images=[random_image(300, 200, seed=4)], return_tensors="pt")
+    assert inputs["pixel_values"].shape[-2:] == (128, 128)
+    assert processor.num_image_tokens(128, 128) == 4  # (128 / 64)^2, not the preset's 16
+    with pytest.raises(ValueError, match=r"not a multiple of convllava-tiny's vision stride 64: .* use 128"):
+        run_training(load_train_config(None, [*base, "image_size=120", f"output={tmp_path / 'bad'}"]))
+    assert not (tmp_path / "bad").exists()
+    # a trained model keeps its resolution
+    with pytest.raises(ValueError, match="was trained at 256 px; image_size sets the resolution of a new model only"):
+        run_training(load_train_config(None, [*base[:-2], f"model={saved_tiny}", "image_size=128",
+                                              f"output={tmp_path / 'x'}"]))  # fmt: skip

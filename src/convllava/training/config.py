@@ -52,7 +52,7 @@ class TrainConfig:
     language_model: str | None = None
     projector_type: str | None = None  # a new projector (assembly: default mlp2x_gelu; presets: replaces theirs)
     dense_connector: str | None = None  # assembly with a ViT tower: "dci" / "sci" (models/vision/dense.py)
-    image_size: int = 768
+    image_size: int | None = None  # a new model's image side: from parts, default 768; a preset: replaces its own
     new_vision_stages: NewVisionStages = field(default_factory=NewVisionStages)
     data: str | None = None
     image_folder: str | None = None
@@ -97,6 +97,8 @@ class TrainConfig:
         for name in ("global_batch_size", "per_device_batch_size", "max_length", "length_group_batches"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.image_size is not None and self.image_size <= 0:
+            raise ValueError(f"image_size must be positive, got {self.image_size}")
 
     def gradient_accumulation(self, world_size: int) -> int:
         per_step = self.per_device_batch_size * world_size

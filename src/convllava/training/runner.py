@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, TrainingArguments, set_seed
 
 from ..atomic import write_json_atomic
 from ..data import ConversationCollator, ConversationDataset, load_records
-from ..models import PRESETS, ConvLlavaForConditionalGeneration, get_preset
+from ..models import PRESETS, ConvLlavaConfig, ConvLlavaForConditionalGeneration, get_preset
 from ..models.assembly import assemble_from_parts, tower_image_stats
 from ..processing import ConvLlavaProcessor
 from .config import TrainConfig
@@ -38,7 +38,7 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             config.language_model,
             projector_type=config.projector_type or "mlp2x_gelu",
             dense_connector=config.dense_connector,
-            image_size=config.image_size,
+            image_size=config.image_size or 768,
             new_stage_depths=config.new_vision_stages.depths,
             new_stage_widths=config.new_vision_stages.widths,
         )
@@ -51,6 +51,8 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
         model_config = get_preset(config.model)
         if config.projector_type is not None:  # an unknown name fails in the model's build, naming the known ones
             model_config.projector_type = config.projector_type
+        if config.image_size is not None:
+            _resize_preset(model_config, config.image_size, config.model)
         if config.dense_connector is not None:
             raise ValueError(
                 f"dense_connector={config.dense_connector!r}: the presets have ConvNeXt towers, and the dense connector "
@@ -71,7 +73,23 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
             f"dense_connector={config.dense_connector!r}, but {config.model} was built with "
             f"{model.config.dense_connector!r}; it picks the connector of a new model only: drop it"
         )
+    if config.image_size not in (None, model.config.image_size):
+        raise ValueError(
+            f"image_size={config.image_size}, but {config.model} was trained at {model.config.image_size} px; "
+            "image_size sets the resolution of a new model only (a preset or vision_tower + language_model): drop it"
+        )
     return model, ConvLlavaProcessor.from_pretrained(config.model).with_template(config.template)
+
+
+def _resize_preset(model_config: ConvLlavaConfig, image_size: int, name: str) -> None:
+    """Train preset `name` at another resolution: its ConvNeXt gives (image_size / stride)^2 tokens."""
+    if image_size % model_config.vision_stride:
+        raise ValueError(
+            f"image_size={image_size} is not a multiple of {name}'s vision stride {model_config.vision_stride}: the "
+            f"tower would drop the border; use {max(1, round(image_size / model_config.vision_stride)) * model_config.vision_stride}"
+        )
+    model_config.image_size = image_size
+    model_config.vision_config.image_size = image_size
 
 
 def _quantization_kwargs(config: TrainConfig) -> dict[str, Any]:
