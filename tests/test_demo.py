@@ -10,7 +10,6 @@ import random
 import numpy as np
 import pytest
 
-from convllava import ConvLlavaProcessor, get_preset
 from convllava.cli.main import main
 from convllava.data import load_records
 from convllava.demo.synthetic import CELL_NAMES, COLORS, caption, draw_scene, drills, generate, make_scene, questions
@@ -172,10 +171,16 @@ def test_report_shows_the_vqa_split_and_the_ablation_against_chance(tmp_path):
     assert "8 words / 5 colours" in chance and "| 0.125 | 0.200 |" in chance
 
 
-def test_ablation_presets_give_the_same_visual_tokens(tokenizer):
-    for name, side in (("convllava-tiny", 256), ("convllava-tiny-4stage", 128)):
-        processor = ConvLlavaProcessor.from_model_config(get_preset(name), tokenizer)
-        assert processor.num_image_tokens(side, side) == 16
+def test_ablation_models_give_the_same_visual_tokens(tokenizer, tmp_path):
+    from convllava.demo.runner import FULL, IMAGE_SIZE, _stage_configs
+    from convllava.training.runner import load_model_and_processor
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    for preset, side in (("convllava-tiny", IMAGE_SIZE), ("convllava-tiny-4stage", IMAGE_SIZE // 2)):
+        stage1 = _stage_configs(tmp_path, tmp_path / "data", tmp_path / "tok", FULL, preset, side)[0]
+        model, processor = load_model_and_processor(stage1)
+        assert model.config.image_size == side
+        assert processor.num_image_tokens(side, side) == 9  # one token for each cell of the scenes' 3 x 3 grid
 
 
 @pytest.mark.slow
