@@ -62,31 +62,37 @@ def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForCondition
         tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
         return model, ConvLlavaProcessor.from_model_config(model.config, tokenizer, template=config.template)
     model = ConvLlavaForConditionalGeneration.from_pretrained(config.model, **_quantization_kwargs(config))
-    if config.projector_type not in (None, model.config.projector_type):
+    _refuse_new_model_options(config, model.config)  # after loading: original checkpoints convert in memory
+    return model, ConvLlavaProcessor.from_pretrained(config.model).with_template(config.template)
+
+
+def _refuse_new_model_options(config: TrainConfig, saved: ConvLlavaConfig) -> None:
+    """The options that shape a new model, given with a saved one that differs."""
+    if config.projector_type not in (None, saved.projector_type):
         raise ValueError(
-            f"projector_type={config.projector_type!r}, but {config.model} has a trained "
-            f"{model.config.projector_type!r} projector; projector_type picks the projector of a new model only "
-            "(a preset or vision_tower + language_model): drop it"
+            f"projector_type={config.projector_type!r}, but {config.model} has a trained {saved.projector_type!r} "
+            "projector; projector_type picks the projector of a new model only (a preset or vision_tower + "
+            "language_model): drop it"
         )
-    if config.dense_connector not in (None, model.config.dense_connector):
+    if config.dense_connector not in (None, saved.dense_connector):
         raise ValueError(
             f"dense_connector={config.dense_connector!r}, but {config.model} was built with "
-            f"{model.config.dense_connector!r}; it picks the connector of a new model only: drop it"
+            f"{saved.dense_connector!r}; it picks the connector of a new model only: drop it"
         )
-    if config.image_size not in (None, model.config.image_size):
+    if config.image_size not in (None, saved.image_size):
         raise ValueError(
-            f"image_size={config.image_size}, but {config.model} was trained at {model.config.image_size} px; "
-            "image_size sets the resolution of a new model only (a preset or vision_tower + language_model): drop it"
+            f"image_size={config.image_size}, but {config.model} was trained at {saved.image_size} px; image_size "
+            "sets the resolution of a new model only (a preset or vision_tower + language_model): drop it"
         )
-    return model, ConvLlavaProcessor.from_pretrained(config.model).with_template(config.template)
 
 
 def _resize_preset(model_config: ConvLlavaConfig, image_size: int, name: str) -> None:
     """Train preset `name` at another resolution: its ConvNeXt gives (image_size / stride)^2 tokens."""
-    if image_size % model_config.vision_stride:
+    stride = model_config.vision_stride
+    if image_size % stride:
         raise ValueError(
-            f"image_size={image_size} is not a multiple of {name}'s vision stride {model_config.vision_stride}: the "
-            f"tower would drop the border; use {max(1, round(image_size / model_config.vision_stride)) * model_config.vision_stride}"
+            f"image_size={image_size} is not a multiple of {name}'s vision stride {stride}: the tower would drop "
+            f"the border; use {max(1, round(image_size / stride)) * stride}"
         )
     model_config.image_size = image_size
     model_config.vision_config.image_size = image_size
