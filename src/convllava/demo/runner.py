@@ -253,12 +253,14 @@ def run_demo(output: str | Path = "runs/demo", quick: bool = False, ablation: st
 
 def _ablation(out: Path, data: Path, tokenizer: Path, size: DemoSize, scores: dict[str, Any]) -> dict[str, Any]:
     """The 4-stage tower (stride 32) at half the 5-stage one's (stride 64) resolution: the same visual tokens."""
+    from ..models import get_preset
+
     side = IMAGE_SIZE // 2
     low = out / f"ablation-4stage-{side}"
     _train_stages(low, data, tokenizer, size, "convllava-tiny-4stage", side)
     low_scores = _evaluate(low / "stage3", data, low / "eval", {k: EVAL_TASKS[k] for k in ("text", "detail")})
     rows = []
-    tokens = (IMAGE_SIZE // 64) ** 2
+    tokens = (IMAGE_SIZE // get_preset("convllava-tiny").vision_stride) ** 2
     for model, px, got in (("5-stage ConvNeXt (convllava-tiny)", IMAGE_SIZE, scores),
                            ("4-stage ConvNeXt (convllava-tiny-4stage)", side, low_scores)):  # fmt: skip
         rows.append({"model": model, "image_size": px, "tokens": tokens, "text": got["text"]["accuracy"],
