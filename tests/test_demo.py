@@ -50,10 +50,14 @@ def test_boxes_cover_their_shapes_and_answers_match_the_scene():
         present = {(t.color, t.shape) for t in scene.things}
         color, shape = qs["pope"]["question"].removeprefix("Is there a ").removesuffix(" in the image?").split()
         assert ((color, shape) in present) == (qs["pope"]["answer"] == "yes")
-        # the caption names every object in reading order (top left to bottom right), each with its place
+        # the caption names every object shape first, in order of shape name and then place, each with its place
         text = caption(scene)
-        at = [text.index(f"a {t.color} {t.shape} at the {CELL_NAMES[t.cell]}") for t in scene.things]
-        assert [t.cell for _, t in sorted(zip(at, scene.things, strict=True))] == sorted(t.cell for t in scene.things)
+        at = [text.index(f"a {t.shape} that is {t.color}, at the {CELL_NAMES[t.cell]}") for t in scene.things]
+        order = [t for _, t in sorted(zip(at, scene.things, strict=True))]
+        assert order == sorted(scene.things, key=lambda t: (t.shape, t.cell))
+        # ... after the absent colours, which therefore cannot be read off the objects already written
+        absent = sorted(set(COLORS) - {t.color for t in scene.things})
+        assert text.startswith(f"There is no {', '.join(absent[:-1])} or {absent[-1]} shape. The picture shows ")
 
 
 def test_training_drills_ask_about_every_object_and_no_answer_is_in_an_earlier_turn():
@@ -69,11 +73,13 @@ def test_training_drills_ask_about_every_object_and_no_answer_is_in_an_earlier_t
             (match,) = [t for t in scene.things if named in (t.shape, t.color)]
             assert q["answer"] in (match.color, match.shape) and q["answer"] != named
         assert sorted(q["kind"] for q in rest) == sorted(["vqa", "text", "detail"] + ["refcoco"] * len(scene.things))
-        # POPE asks about every colour once, in its own conversation (no expression naming an object before it)
+        # POPE in its own conversation (no expression naming an object before it), each colour at most once, as
+        # many "yes" as "no" in every scene: the object count must not tell the likelier answer
         present = {(t.color, t.shape) for t in scene.things}
         asked = [q["question"].removeprefix("Is there a ").removesuffix(" in the image?").split() for q in presence]
-        assert {q["kind"] for q in presence} == {"pope"} and sorted(c for c, _ in asked) == sorted(COLORS)
-        assert [q["answer"] for q in presence].count("yes") == len(scene.things)
+        assert {q["kind"] for q in presence} == {"pope"} and len({c for c, _ in asked}) == len(asked)
+        k = min(len(scene.things), len(COLORS) - len(scene.things))
+        assert sorted(q["answer"] for q in presence) == ["no"] * k + ["yes"] * k
         for (color, shape), q in zip(asked, presence, strict=True):
             assert ((color, shape) in present) == (q["answer"] == "yes")
             assert shape in {t.shape for t in scene.things}  # a "no" names a present shape: the adversarial near miss

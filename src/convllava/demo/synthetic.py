@@ -85,8 +85,23 @@ def draw_scene(scene: Scene, size: int) -> Image.Image:
 
 
 def caption(scene: Scene) -> str:
-    parts = [f"a {t.color} {t.shape} at the {CELL_NAMES[t.cell]}" for t in sorted(scene.things, key=lambda t: t.cell)]
-    return (f"The picture shows {', '.join(parts)}. A small {scene.dot_color} dot is at the "
+    """The scene as text, for stages 1-2: the colours no shape has ("There is no blue or green shape."), then
+    every object as "a circle that is red, at the top left" in order of shape name (then place), the dot, the word.
+
+    - Shape before colour: writing a colour then needs the object found by its shape -- what "What color is the
+      circle?" asks, and nothing else trains (colours are unique in a scene, so POPE, boxes and "What shape is
+      red?" are all answered by finding a colour). Measured, data seed 0: colour of a shape 0.707 -> 0.817, VQA
+      0.876 -> 0.935 against "a red circle at the top left" in reading order.
+    - The absent colours: what a POPE "no" needs. First, so they cannot be read off the objects already written.
+      Measured, data seed 1, with shape first: POPE F1 0.51 -> 0.98.
+    """
+    parts = [
+        f"a {t.shape} that is {t.color}, at the {CELL_NAMES[t.cell]}"
+        for t in sorted(scene.things, key=lambda t: (t.shape, t.cell))
+    ]
+    absent = [c for c in sorted(COLORS) if c not in {t.color for t in scene.things}]
+    missing = f"There is no {', '.join(absent[:-1])} or {absent[-1]} shape. "
+    return (f"{missing}The picture shows {', '.join(parts)}. A small {scene.dot_color} dot is at the "
             f"{CELL_NAMES[scene.dot_cell]}, and the word {scene.word} is written at the {CELL_NAMES[scene.word_cell]}.")  # fmt: skip
 
 
@@ -111,15 +126,21 @@ def _presence(scene: Scene, rng: random.Random) -> dict[str, Any]:
     return _pope(absent_color, t.shape, present=False)
 
 
-def _every_color(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
-    """POPE for each of the five colours once, in random order: a present colour with its own shape ("yes"), an
-    absent one with a present shape ("no", the adversarial near miss). Colours are unique within a scene, so no
-    answer tells another."""
-    by_color = {t.color: t for t in scene.things}
-    qs = []
-    for color in rng.sample(sorted(COLORS), len(COLORS)):
-        shape = by_color[color].shape if color in by_color else rng.choice(scene.things).shape
-        qs.append(_pope(color, shape, present=color in by_color))
+def _balanced_presence(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
+    """POPE with as many "yes" as "no" answers in every scene, in random order: k = min(objects, absent colours)
+    present objects with their own shape ("yes") and k absent colours each with a present shape ("no", the
+    adversarial near miss). No colour is asked twice, so no answer tells another.
+
+    Balanced per scene, not only overall: asked about all five colours, a scene of n objects has n "yes" answers,
+    so "yes" is the majority exactly when there are three objects -- and the model, which counts perfectly,
+    learnt that (measured, data seed 1: every held-out POPE answer "yes" for 3 objects and "no" for 1-2, F1 0.47,
+    at stage-3 lr 7e-4 and 5e-4 alike)."""
+    colors = {t.color for t in scene.things}
+    k = min(len(colors), len(COLORS) - len(colors))
+    present = [_pope(t.color, t.shape, present=True) for t in rng.sample(scene.things, k)]
+    absent = rng.sample([c for c in sorted(COLORS) if c not in colors], k)
+    qs = present + [_pope(c, rng.choice(scene.things).shape, present=False) for c in absent]
+    rng.shuffle(qs)
     return qs
 
 
@@ -165,13 +186,15 @@ def drills(scene: Scene, rng: random.Random) -> list[list[dict[str, Any]]]:
     kinds in one conversation the model can answer "Is there a red circle?" from an earlier "the red circle";
     with POPE always first, it answered held-out count and box questions that open a conversation as if they
     were POPE questions. So three conversations: every object's attribute question; count, text, dot and every
-    object's box; and a POPE question for every colour (measured: POPE F1 0.64 -> 0.91 against two single POPE
-    questions in conversations of their own, at the same steps)."""
+    object's box; and the POPE questions of `_balanced_presence` (measured, before they were balanced: POPE F1
+    0.64 -> 0.91 for a question about every colour in one conversation against two single POPE questions in
+    conversations of their own). Measured and not taken: each box in a conversation of its own, so that no box
+    can be told by elimination (data seed 0: Acc@0.5 0.54 -> 0.51; seed 1: POPE F1 0.98 -> 0.44)."""
     attributes = [_attribute(scene, t) for t in scene.things]
     rest = [*_fixed(scene), *(_refer(t) for t in scene.things)]
     rng.shuffle(attributes)
     rng.shuffle(rest)
-    return [attributes, rest, _every_color(scene, rng)]
+    return [attributes, rest, _balanced_presence(scene, rng)]
 
 
 def _turn(q: dict[str, Any]) -> tuple[str, str]:
