@@ -99,10 +99,16 @@ def caption(scene: Scene) -> str:
         f"a {t.shape} that is {t.color}, at the {CELL_NAMES[t.cell]}"
         for t in sorted(scene.things, key=lambda t: (t.shape, t.cell))
     ]
-    absent = [c for c in sorted(COLORS) if c not in {t.color for t in scene.things}]
+    absent = absent_colors(scene)
     missing = f"There is no {', '.join(absent[:-1])} or {absent[-1]} shape. "
     return (f"{missing}The picture shows {', '.join(parts)}. A small {scene.dot_color} dot is at the "
             f"{CELL_NAMES[scene.dot_cell]}, and the word {scene.word} is written at the {CELL_NAMES[scene.word_cell]}.")  # fmt: skip
+
+
+def absent_colors(scene: Scene) -> list[str]:
+    """The colours no object in the scene has, in name order (the caption's "There is no ..." and POPE's "no")."""
+    present = {t.color for t in scene.things}
+    return [c for c in sorted(COLORS) if c not in present]
 
 
 def box_text(box: tuple[float, ...]) -> str:
@@ -120,7 +126,7 @@ def _attribute(scene: Scene, t: Thing) -> dict[str, Any]:
 def _presence(scene: Scene, rng: random.Random) -> dict[str, Any]:
     """POPE: half present, half absent (an adversarial near miss: a present shape in an absent colour)."""
     t = rng.choice(scene.things)
-    absent_color = rng.choice([c for c in sorted(COLORS) if c not in {x.color for x in scene.things}])
+    absent_color = rng.choice(absent_colors(scene))
     if rng.random() < 0.5:
         return _pope(t.color, t.shape, present=True)
     return _pope(absent_color, t.shape, present=False)
@@ -135,11 +141,10 @@ def _balanced_presence(scene: Scene, rng: random.Random) -> list[dict[str, Any]]
     so "yes" is the majority exactly when there are three objects -- and the model, which counts perfectly,
     learnt that (measured, data seed 1: every held-out POPE answer "yes" for 3 objects and "no" for 1-2, F1 0.47,
     at stage-3 lr 7e-4 and 5e-4 alike)."""
-    colors = {t.color for t in scene.things}
-    k = min(len(colors), len(COLORS) - len(colors))
+    absent = absent_colors(scene)
+    k = min(len(scene.things), len(absent))
     present = [_pope(t.color, t.shape, present=True) for t in rng.sample(scene.things, k)]
-    absent = rng.sample([c for c in sorted(COLORS) if c not in colors], k)
-    qs = present + [_pope(c, rng.choice(scene.things).shape, present=False) for c in absent]
+    qs = present + [_pope(c, rng.choice(scene.things).shape, present=False) for c in rng.sample(absent, k)]
     rng.shuffle(qs)
     return qs
 
