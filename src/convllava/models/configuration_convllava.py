@@ -82,8 +82,7 @@ class ConvLlavaConfig(PretrainedConfig):
                 "the dense connector integrates the hidden states of one ViT tower (clip, siglip, dinov2); a ConvNeXt's "
                 "stages differ in grid and width, and a fused tower has two: set dense_connector=None"
             )
-        if self.image_size <= 0:
-            raise ValueError(f"image_size must be positive, got {self.image_size}")
+        self.check_image_size(self.image_size)
         if self.image_resize_mode == "anyres":
             pinpoints = self.image_grid_pinpoints or []
             if not pinpoints or any(len(p) != 2 or p[0] % self.image_size or p[1] % self.image_size for p in pinpoints):
@@ -105,6 +104,18 @@ class ConvLlavaConfig(PretrainedConfig):
             raise ValueError(
                 f"{user}: every image must have one size, and image_resize_mode={self.image_resize_mode!r} gives each "
                 f"image its own: {fix}"
+            )
+
+    def check_image_size(self, image_size: int, name: str = "the ConvNeXt tower") -> None:
+        """Raise unless `image_size` is positive and, for a ConvNeXt tower, a multiple of its stride (64 with 5
+        stages): its strided convolutions would silently drop the border. A ViT checks its own patch size."""
+        if image_size <= 0:
+            raise ValueError(f"image_size must be positive, got {image_size}")
+        stride = self.vision_stride
+        if isinstance(self.vision_config, ConvNextConfig) and image_size % stride:
+            raise ValueError(
+                f"image_size={image_size} is not a multiple of {name}'s vision stride {stride}: the tower would drop "
+                f"the border; use {max(1, round(image_size / stride)) * stride}"
             )
 
     @property

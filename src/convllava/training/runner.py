@@ -33,14 +33,14 @@ logger = logging.getLogger(__name__)
 def load_model_and_processor(config: TrainConfig) -> tuple[ConvLlavaForConditionalGeneration, ConvLlavaProcessor]:
     """`model` when given (a preset or a saved model); otherwise assemble from `vision_tower` + `language_model`."""
     if config.model is None:
+        chosen = {"projector_type": config.projector_type, "image_size": config.image_size}  # unset: its defaults
         model, tokenizer = assemble_from_parts(
             config.vision_tower,
             config.language_model,
-            projector_type=config.projector_type or "mlp2x_gelu",
             dense_connector=config.dense_connector,
-            image_size=config.image_size or 768,
             new_stage_depths=config.new_vision_stages.depths,
             new_stage_widths=config.new_vision_stages.widths,
+            **{k: v for k, v in chosen.items() if v is not None},
         )
         fused = model.config.vision_tower_type == "dinosiglip"  # it normalises each branch itself
         stats = {} if fused else tower_image_stats(config.vision_tower)  # SigLIP / DINOv2 normalise with their own
@@ -88,12 +88,7 @@ def _refuse_new_model_options(config: TrainConfig, saved: ConvLlavaConfig) -> No
 
 def _resize_preset(model_config: ConvLlavaConfig, image_size: int, name: str) -> None:
     """Train preset `name` at another resolution: its ConvNeXt gives (image_size / stride)^2 tokens."""
-    stride = model_config.vision_stride
-    if image_size % stride:
-        raise ValueError(
-            f"image_size={image_size} is not a multiple of {name}'s vision stride {stride}: the tower would drop "
-            f"the border; use {max(1, round(image_size / stride)) * stride}"
-        )
+    model_config.check_image_size(image_size, name)
     model_config.image_size = image_size
     model_config.vision_config.image_size = image_size
 
