@@ -117,6 +117,25 @@ def test_vqa_scores_split_by_question_category_with_the_benchmark_scorer(tmp_pat
     assert overall == pytest.approx(sum(v["n"] * v["accuracy"] for v in parts.values()) / len(rows))
 
 
+def test_grounding_scores_split_by_the_objects_in_the_scene(tmp_path):
+    from convllava.demo.checks import scores_by_category
+
+    generate(tmp_path, 0, 40, seed=3)
+    rows = read_benchmark(tmp_path / "eval" / "refcoco.jsonl")
+    scenes = {}  # image -> its object count, from the vqa split's count question
+    for r in read_benchmark(tmp_path / "eval" / "vqa.jsonl"):
+        if r["category"] == "count":
+            scenes[r["image"]] = int(r["answer"])
+    assert all(r["category"] == f"{scenes[r['image']]} object" + "s" * (scenes[r["image"]] > 1) for r in rows)
+    right = [r["category"] == "1 object" for r in rows]  # boxes right in one-object scenes only
+    (tmp_path / "out" / "refcoco").mkdir(parents=True)
+    lines = "".join(json.dumps(p) + "\n" for p in _predictions(rows, "refcoco", right))
+    (tmp_path / "out" / "refcoco" / "predictions.jsonl").write_text(lines)
+    parts = scores_by_category(tmp_path, tmp_path / "out", "refcoco")
+    assert set(parts) == {"1 object", "2 objects", "3 objects"} and sum(v["n"] for v in parts.values()) == 40
+    assert parts["1 object"]["acc@0.5"] == 1.0 and parts["2 objects"]["acc@0.5"] == parts["3 objects"]["acc@0.5"] == 0
+
+
 def _predictions(rows: list[dict], name: str, right: list[bool]) -> list[dict]:
     """Saved-prediction rows as the evaluation runner writes them, right or wrong as asked."""
     from convllava.demo.synthetic import box_text
@@ -167,12 +186,16 @@ def test_report_shows_the_vqa_split_and_the_ablation_against_chance(tmp_path):
         "command": "convllava demo --ablation resolution", "seconds": 700.0, "timings": {"data": 7.0},
         "headline": {"vqa accuracy": 0.8}, "sample": {"image": "x.png", "question": "Q?", "answer": "a", "expected": "b"},
         "scores": {"image_dependence": dependence, "vqa_by_category": {"count": {"n": 150, "accuracy": 0.98},
-                                                                       "shape of a color": {"n": 44, "accuracy": 0.5}}},
+                                                                       "shape of a color": {"n": 44, "accuracy": 0.5}},
+                   "refcoco_by_category": {"1 object": {"n": 126, "acc@0.5": 1.0},
+                                           "2 objects": {"n": 134, "acc@0.5": 0.425}}},
         "ablation": {"rows": [{"model": "5-stage", "image_size": 256, "tokens": 16, "text": 0.09, "detail": 0.22,
                                **dependence}]},
     }  # fmt: skip
     lines = _report(tmp_path, results).splitlines()
     assert "count 0.980 (150), shape of a color 0.500 (44)." in next(line for line in lines if "VQA accuracy" in line)
+    grounding = next(line for line in lines if "Grounding Acc@0.5" in line)
+    assert "1 object 1.000 (126), 2 objects 0.425 (134)." in grounding
     chance = next(line for line in lines if line.startswith("| chance"))
     assert "8 words / 5 colours" in chance and "| 0.125 | 0.200 |" in chance
 
@@ -207,6 +230,7 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert results["sample"]["image"].endswith(".png") and "A:" in report and "VQA accuracy by kind" in report
     assert sum(v["n"] for v in results["scores"]["vqa_by_category"].values()) == 2 * 30  # two questions per scene
+    assert sum(v["n"] for v in results["scores"]["refcoco_by_category"].values()) == 30 and "Grounding Acc" in report
     evaluated = results["sample"]["evaluated"]  # the sample image's six held-out questions, graded
     assert [t["set"] for t in evaluated] == ["vqa", "vqa", "pope", "refcoco", "text", "detail"]
     assert "| set | question | answer | expected | right |" in report

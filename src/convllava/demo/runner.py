@@ -124,8 +124,11 @@ def _evaluate(model_dir: Path, data: Path, out: Path, sets: dict[str, str]) -> d
         result = evaluate(pipeline, task, data / "eval" / f"{name}.jsonl", out / name, image_folder=data / "images",
                           batch_size=16, model_name=str(model_dir))  # fmt: skip
         scores[name] = result["metrics"]
-    if "vqa" in sets:  # the headline VQA mixes counting with attributes, which a small model learns far apart
-        scores["vqa_by_category"] = scores_by_category(data, out, "vqa")
+    # the headline VQA mixes counting with attributes, which a small model learns far apart; grounding in a scene of
+    # one object needs no binding of the expression to an object, in a scene of three it does
+    for name in ("vqa", "refcoco"):
+        if name in sets:
+            scores[f"{name}_by_category"] = scores_by_category(data, out, name)
     return scores
 
 
@@ -174,6 +177,10 @@ def _report(out: Path, results: dict[str, Any]) -> str:
     if parts:
         shown = ", ".join(f"{c} {v['accuracy']:.3f} ({v['n']})" for c, v in parts.items())
         lines += ["", f"VQA accuracy by kind of question (number of questions): {shown}."]
+    parts = results["scores"].get("refcoco_by_category", {})
+    if parts:
+        shown = ", ".join(f"{c} {v['acc@0.5']:.3f} ({v['n']})" for c, v in parts.items())
+        lines += ["", f"Grounding Acc@0.5 by the objects in the scene (number of expressions): {shown}."]
     dep = results["scores"]["image_dependence"]
     lines += ["", f"Does it read the image? Held-out answer NLL per token: {dep['own_image_nll']:.3f} with the "
               f"question's own image, {dep['other_image_nll']:.3f} with another scene's ({dep['answers']} answers)."]  # fmt: skip

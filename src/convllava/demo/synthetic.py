@@ -116,7 +116,14 @@ def box_text(box: tuple[float, ...]) -> str:
 
 
 def _attribute(scene: Scene, t: Thing) -> dict[str, Any]:
-    """The colour of a shape that is unique in the scene, else the shape of the (unique) colour."""
+    """The colour of a shape that is unique in the scene, else the shape of the (unique) colour.
+
+    So "What shape is red?" is asked only when red's shape is one that two objects share: its answer is the scene's
+    repeated shape, which needs no binding of colour to object. Measured, the shipped default run asked it about
+    objects whose shape is unique (scenes of 2 / 3 objects): 28 of 54 / 14 of 55 right, chance; "What color is the
+    circle?" 54 of 54 / 55 of 55. The model finds an object by its shape, not by its colour -- which is also why
+    grounding fails in scenes of several objects (`refcoco_by_category` in results.json). Training it on every
+    object ("What shape is red?" for unique shapes too) did not teach it: 35 of 54 / 22 of 55, with POPE F1 0.62."""
     if sum(x.shape == t.shape for x in scene.things) == 1:
         return {"kind": "vqa", "category": "color of a shape", "question": f"What color is the {t.shape}?",
                 "answer": t.color}  # fmt: skip
@@ -160,8 +167,11 @@ def _pope(color: str, shape: str, present: bool) -> dict[str, Any]:
     }
 
 
-def _refer(t: Thing) -> dict[str, Any]:
-    return {"kind": "refcoco", "expression": f"the {t.color} {t.shape}", "box": list(t.box)}
+def _refer(scene: Scene, t: Thing) -> dict[str, Any]:
+    """A RefCOCO expression; its category is the scene's object count (with one object, any box found is right)."""
+    n = len(scene.things)
+    return {"kind": "refcoco", "expression": f"the {t.color} {t.shape}", "box": list(t.box),
+            "category": f"{n} object{'s' if n > 1 else ''}"}  # fmt: skip
 
 
 def _fixed(scene: Scene) -> list[dict[str, Any]]:
@@ -181,7 +191,7 @@ def questions(scene: Scene, rng: random.Random) -> list[dict[str, Any]]:
     """One question of every kind about one scene (the held-out splits): {"kind", "question", "answer", ...}."""
     t = rng.choice(scene.things)
     count, text, detail = _fixed(scene)
-    return [_attribute(scene, t), count, _presence(scene, rng), _refer(t), text, detail]
+    return [_attribute(scene, t), count, _presence(scene, rng), _refer(scene, t), text, detail]
 
 
 def drills(scene: Scene, rng: random.Random) -> list[list[dict[str, Any]]]:
@@ -196,7 +206,7 @@ def drills(scene: Scene, rng: random.Random) -> list[list[dict[str, Any]]]:
     conversations of their own). Measured and not taken: each box in a conversation of its own, so that no box
     can be told by elimination (data seed 0: Acc@0.5 0.54 -> 0.51; seed 1: POPE F1 0.98 -> 0.44)."""
     attributes = [_attribute(scene, t) for t in scene.things]
-    rest = [*_fixed(scene), *(_refer(t) for t in scene.things)]
+    rest = [*_fixed(scene), *(_refer(scene, t) for t in scene.things)]
     rng.shuffle(attributes)
     rng.shuffle(rest)
     return [attributes, rest, _balanced_presence(scene, rng)]
