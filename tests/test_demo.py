@@ -136,6 +136,26 @@ def test_grounding_scores_split_by_the_objects_in_the_scene(tmp_path):
     assert parts["1 object"]["acc@0.5"] == 1.0 and parts["2 objects"]["acc@0.5"] == parts["3 objects"]["acc@0.5"] == 0
 
 
+def test_binding_split_asks_a_colour_only_where_no_shape_repeats(tmp_path):
+    generate(tmp_path, 0, 60, seed=5)
+    rows = {r["image"]: r for r in read_benchmark(tmp_path / "eval" / "binding.jsonl")}
+    rng = random.Random(5)  # the generator's scene stream: each scene, then its held-out questions
+    asked = 0
+    for i in range(60):
+        scene = make_scene(rng)
+        questions(scene, rng)
+        shapes = [t.shape for t in scene.things]
+        row = rows.get(f"{i:06d}.png")
+        if len(shapes) < 2 or len(set(shapes)) < len(shapes):  # a repeated shape could be answered without binding
+            assert row is None
+            continue
+        (named,) = [t for t in scene.things if f"What shape is {t.color}?" == row["question"]]
+        assert row["answer"] == named.shape and row["answers"] == [named.shape] * 10
+        assert row["category"] == f"{len(shapes)} objects"
+        asked += 1
+    assert asked == len(rows) > 10
+
+
 def _predictions(rows: list[dict], name: str, right: list[bool]) -> list[dict]:
     """Saved-prediction rows as the evaluation runner writes them, right or wrong as asked."""
     from convllava.demo.synthetic import box_text
@@ -188,7 +208,9 @@ def test_report_shows_the_vqa_split_and_the_ablation_against_chance(tmp_path):
         "scores": {"image_dependence": dependence, "vqa_by_category": {"count": {"n": 150, "accuracy": 0.98},
                                                                        "shape of a color": {"n": 44, "accuracy": 0.5}},
                    "refcoco_by_category": {"1 object": {"n": 126, "acc@0.5": 1.0},
-                                           "2 objects": {"n": 134, "acc@0.5": 0.425}}},
+                                           "2 objects": {"n": 134, "acc@0.5": 0.425}},
+                   "binding_by_category": {"2 objects": {"n": 86, "accuracy": 0.605},
+                                           "3 objects": {"n": 35, "accuracy": 0.543}}},
         "ablation": {"rows": [{"model": "5-stage", "image_size": 256, "tokens": 16, "text": 0.09, "detail": 0.22,
                                **dependence}]},
     }  # fmt: skip
@@ -196,6 +218,8 @@ def test_report_shows_the_vqa_split_and_the_ablation_against_chance(tmp_path):
     assert "count 0.980 (150), shape of a color 0.500 (44)." in next(line for line in lines if "VQA accuracy" in line)
     grounding = next(line for line in lines if "Grounding Acc@0.5" in line)
     assert "1 object 1.000 (126), 2 objects 0.425 (134)." in grounding
+    binding = next(line for line in lines if "by its colour" in line)
+    assert "2 objects 0.605 (86; chance 0.50), 3 objects 0.543 (35; chance 0.33)." in binding
     chance = next(line for line in lines if line.startswith("| chance"))
     assert "8 words / 5 colours" in chance and "| 0.125 | 0.200 |" in chance
 
@@ -231,6 +255,7 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     assert results["sample"]["image"].endswith(".png") and "A:" in report and "VQA accuracy by kind" in report
     assert sum(v["n"] for v in results["scores"]["vqa_by_category"].values()) == 2 * 30  # two questions per scene
     assert sum(v["n"] for v in results["scores"]["refcoco_by_category"].values()) == 30 and "Grounding Acc" in report
+    assert results["scores"]["binding_by_category"] and "Finding an object by its colour" in report
     evaluated = results["sample"]["evaluated"]  # the sample image's six held-out questions, graded
     assert [t["set"] for t in evaluated] == ["vqa", "vqa", "pope", "refcoco", "text", "detail"]
     assert "| set | question | answer | expected | right |" in report

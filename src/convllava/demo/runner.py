@@ -126,7 +126,7 @@ def _evaluate(model_dir: Path, data: Path, out: Path, sets: dict[str, str]) -> d
         scores[name] = result["metrics"]
     # the headline VQA mixes counting with attributes, which a small model learns far apart; grounding in a scene of
     # one object needs no binding of the expression to an object, in a scene of three it does
-    for name in ("vqa", "refcoco"):
+    for name in ("vqa", "refcoco", "binding"):
         if name in sets:
             scores[f"{name}_by_category"] = scores_by_category(data, out, name)
     return scores
@@ -181,6 +181,12 @@ def _report(out: Path, results: dict[str, Any]) -> str:
     if parts:
         shown = ", ".join(f"{c} {v['acc@0.5']:.3f} ({v['n']})" for c, v in parts.items())
         lines += ["", f"Grounding Acc@0.5 by the objects in the scene (number of expressions): {shown}."]
+    parts = results["scores"].get("binding_by_category", {})
+    if parts:
+        shown = ", ".join(f"{c} {v['accuracy']:.3f} ({v['n']}; chance {1 / int(c.split()[0]):.2f})"
+                          for c, v in parts.items())  # fmt: skip
+        lines += ["", "Finding an object by its colour (\"What shape is red?\" in scenes where no shape repeats; not in "
+                  f"the headline): {shown}."]  # fmt: skip
     dep = results["scores"]["image_dependence"]
     lines += ["", f"Does it read the image? Held-out answer NLL per token: {dep['own_image_nll']:.3f} with the "
               f"question's own image, {dep['other_image_nll']:.3f} with another scene's ({dep['answers']} answers)."]  # fmt: skip
