@@ -142,9 +142,10 @@ def test_assemble_from_a_convnext_and_a_causal_lm(tokenizer, tmp_path):
     assert torch.all(stage5.layers[0].layer_scale_parameter == 1e-6)
     projector_weight = model.model.projector[0].weight
     assert projector_weight.abs().max() <= 1 / 96**0.5  # PyTorch default (kaiming-uniform) init, not normal(0.02)
-    # 5 stages -> stride 64: 160 px would lose its border rows in the strided convolutions
-    with pytest.raises(ValueError, match=r"image_size=160 is not a multiple of .* vision stride 64: .* use 128"):
-        assemble_from_parts(str(tmp_path / "convnext"), str(tmp_path / "llm"), image_size=160, new_stage_depths=[2],
+    # 5 stages -> stride 64: 160 px would lose its border rows in the strided convolutions; refused before the LM
+    # is read (this LM path does not exist)
+    with pytest.raises(ValueError, match=r"image_size=160 is not a multiple of .*convnext's vision stride 64: .* 128"):
+        assemble_from_parts(str(tmp_path / "convnext"), str(tmp_path / "no-llm"), image_size=160, new_stage_depths=[2],
                             new_stage_widths=[96])  # fmt: skip
 
 

@@ -31,7 +31,7 @@ from transformers import (
 from transformers.utils import cached_file
 
 from ..processing.tokenizer import add_image_token
-from .configuration_convllava import ConvLlavaConfig
+from .configuration_convllava import ConvLlavaConfig, check_image_size
 from .modeling_convllava import ConvLlavaForConditionalGeneration
 from .vision import VISION_TOWERS, ConvNextVisionTower, DinoSiglipVisionConfig, add_convnext_stages
 
@@ -116,6 +116,7 @@ def assemble_from_parts(
             raise ValueError(f"{vision_tower} is not a ConvNeXt checkpoint this tower can load (missing {missing[:3]})")
         if new_stage_depths:
             add_convnext_stages(tower, new_stage_depths, new_stage_widths)
+        check_image_size(vision_config, image_size, vision_tower)  # before the LM is loaded, which can take minutes
         vision_state = tower.state_dict()
         vision_config.image_size = image_size
     elif model_type in VIT_CHECKPOINTS:

@@ -20,6 +20,26 @@ IMAGE_RESIZE_MODES: tuple[str, ...] = ("pad", "resize", "native", "anyres")
 FIXED_SIZE_MODES: tuple[str, ...] = ("pad", "resize")
 
 
+def tower_stride(vision_config: PretrainedConfig) -> int:
+    """Total spatial down-sampling of a vision tower: a ConvNeXt's stem times 2 per later stage, a ViT's patch."""
+    if isinstance(vision_config, ConvNextConfig):
+        return vision_config.patch_size * 2 ** (vision_config.num_stages - 1)
+    return int(vision_config.patch_size)
+
+
+def check_image_size(vision_config: PretrainedConfig, image_size: int, name: str = "the ConvNeXt tower") -> None:
+    """Raise unless `image_size` is positive and, for a ConvNeXt tower, a multiple of its stride (64 with 5
+    stages): its strided convolutions would silently drop the border. A ViT checks its own patch size."""
+    if image_size <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    stride = tower_stride(vision_config)
+    if isinstance(vision_config, ConvNextConfig) and image_size % stride:
+        raise ValueError(
+            f"image_size={image_size} is not a multiple of {name}'s vision stride {stride}: the tower would drop "
+            f"the border; use {max(1, round(image_size / stride)) * stride}"
+        )
+
+
 class ConvLlavaConfig(PretrainedConfig):
     r"""Configuration of a ConvLLaVA model.
 
@@ -107,24 +127,12 @@ class ConvLlavaConfig(PretrainedConfig):
             )
 
     def check_image_size(self, image_size: int, name: str = "the ConvNeXt tower") -> None:
-        """Raise unless `image_size` is positive and, for a ConvNeXt tower, a multiple of its stride (64 with 5
-        stages): its strided convolutions would silently drop the border. A ViT checks its own patch size."""
-        if image_size <= 0:
-            raise ValueError(f"image_size must be positive, got {image_size}")
-        stride = self.vision_stride
-        if isinstance(self.vision_config, ConvNextConfig) and image_size % stride:
-            raise ValueError(
-                f"image_size={image_size} is not a multiple of {name}'s vision stride {stride}: the tower would drop "
-                f"the border; use {max(1, round(image_size / stride)) * stride}"
-            )
+        check_image_size(self.vision_config, image_size, name)
 
     @property
     def vision_stride(self) -> int:
         """Total spatial down-sampling of the vision tower (64 for the 5-stage ConvNeXt)."""
-        vc = self.vision_config
-        if isinstance(vc, ConvNextConfig):
-            return vc.patch_size * 2 ** (vc.num_stages - 1)
-        return int(vc.patch_size)
+        return tower_stride(self.vision_config)
 
     @property
     def vision_hidden_size(self) -> int:
