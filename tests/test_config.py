@@ -64,6 +64,16 @@ def test_bad_resize_mode_is_rejected():
         ConvLlavaConfig(image_resize_mode="crop")
 
 
+def test_convnext_image_size_must_be_a_multiple_of_the_stride_unless_native():
+    vision = {"model_type": "convnext", "num_stages": 5, "depths": [1] * 5, "hidden_sizes": [8, 16, 32, 64, 128]}
+    for mode in ("pad", "resize"):  # 800 px through stride 64: 12.5 tokens a side, the border dropped
+        with pytest.raises(ValueError, match=r"image_size=800 is not a multiple of .* stride 64: .* use 768"):
+            ConvLlavaConfig(vision_config=vision, image_size=800, image_resize_mode=mode)
+    # native mode rounds each side of every image to the stride itself, so its short side may be anything
+    assert ConvLlavaConfig(vision_config=vision, image_size=800, image_resize_mode="native").image_size == 800
+    assert ConvLlavaConfig(vision_config=vision, image_size=832).image_size == 832
+
+
 def test_unknown_preset_lists_known_ones():
     with pytest.raises(ValueError, match="convllava-1536"):
         get_preset("convllava-999")

@@ -4,9 +4,10 @@ What the demo's headline scores do not show. `image_dependence`: does a trained 
 held-out answers twice -- with the question's own image and with another scene's -- and reports the mean negative
 log-likelihood per answer token of both. A model that ignores the image gives equal numbers (the failure the
 demo's first versions had); the gap is how much the image tells it. `scores_by_category`: a held-out score split
-by the kind of question (VQA: counting, the colour of a shape, the shape of a colour; grounding: the objects in the
-scene), each part scored by the benchmark's own scorer. `answers_for_image`: every held-out question about one image with the evaluation's answer
-and whether the benchmark's scorer counts it right (the report's sample, beside its one chat answer).
+by the kind of question (VQA: counting, the colour of a shape, the shape of a colour; grounding and the binding
+diagnostic: the objects in the scene), each part scored by the benchmark's own scorer. `answers_for_image`: every
+held-out question about one image with the evaluation's answer and whether the benchmark's scorer counts it right
+(the report's sample, beside its one chat answer).
 """
 
 from __future__ import annotations

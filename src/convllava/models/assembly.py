@@ -116,7 +116,7 @@ def assemble_from_parts(
             raise ValueError(f"{vision_tower} is not a ConvNeXt checkpoint this tower can load (missing {missing[:3]})")
         if new_stage_depths:
             add_convnext_stages(tower, new_stage_depths, new_stage_widths)
-        check_image_size(vision_config, image_size, vision_tower)  # before the LM is loaded, which can take minutes
+        check_image_size(vision_config, image_size, vision_tower, image_resize_mode)  # before the (slow) LM load
         vision_state = tower.state_dict()
         vision_config.image_size = image_size
     elif model_type in VIT_CHECKPOINTS:

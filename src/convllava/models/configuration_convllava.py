@@ -27,13 +27,16 @@ def tower_stride(vision_config: PretrainedConfig) -> int:
     return int(vision_config.patch_size)
 
 
-def check_image_size(vision_config: PretrainedConfig, image_size: int, name: str = "the ConvNeXt tower") -> None:
+def check_image_size(
+    vision_config: PretrainedConfig, image_size: int, name: str = "the ConvNeXt tower", resize_mode: str = "pad"
+) -> None:
     """Raise unless `image_size` is positive and, for a ConvNeXt tower, a multiple of its stride (64 with 5
-    stages): its strided convolutions would silently drop the border. A ViT checks its own patch size."""
+    stages): its strided convolutions would silently drop the border. Not in `native` mode, which rounds each side
+    of every image to the stride itself; a ViT checks its own patch size."""
     if image_size <= 0:
         raise ValueError(f"image_size must be positive, got {image_size}")
     stride = tower_stride(vision_config)
-    if isinstance(vision_config, ConvNextConfig) and image_size % stride:
+    if isinstance(vision_config, ConvNextConfig) and resize_mode != "native" and image_size % stride:
         raise ValueError(
             f"image_size={image_size} is not a multiple of {name}'s vision stride {stride}: the tower would drop "
             f"the border; use {max(1, round(image_size / stride)) * stride}"
@@ -127,7 +130,8 @@ class ConvLlavaConfig(PretrainedConfig):
             )
 
     def check_image_size(self, image_size: int, name: str = "the ConvNeXt tower") -> None:
-        check_image_size(self.vision_config, image_size, name)
+        """`check_image_size` for this config's tower and resize mode."""
+        check_image_size(self.vision_config, image_size, name, self.image_resize_mode)
 
     @property
     def vision_stride(self) -> int:
