@@ -32,8 +32,6 @@ CANVAS = 256  # scenes are drawn at this size and saved at the requested one
 #: Each held-out split (`eval/<name>.jsonl`) -> the benchmark task that asks and scores it.
 EVAL_TASKS = {"vqa": "textvqa", "pope": "pope", "refcoco": "refcoco", "text": "textvqa", "detail": "textvqa",
               "binding": "textvqa"}  # fmt: skip
-#: The held-out splits whose rows are short answers (`answers`: the textvqa scorer's ten references).
-SHORT_ANSWER_SPLITS = ("vqa", "text", "detail", "binding")
 
 
 @dataclass(frozen=True)
@@ -172,11 +170,16 @@ def _pope(color: str, shape: str, present: bool) -> dict[str, Any]:
     }
 
 
+def _objects(scene: Scene) -> str:
+    """The category of a held-out question split by the scene's object count: "1 object", "2 objects", ..."""
+    n = len(scene.things)
+    return f"{n} object{'s' if n > 1 else ''}"
+
+
 def _refer(scene: Scene, t: Thing) -> dict[str, Any]:
     """A RefCOCO expression; its category is the scene's object count (with one object, any box found is right)."""
-    n = len(scene.things)
     return {"kind": "refcoco", "expression": f"the {t.color} {t.shape}", "box": list(t.box),
-            "category": f"{n} object{'s' if n > 1 else ''}"}  # fmt: skip
+            "category": _objects(scene)}  # fmt: skip
 
 
 def _fixed(scene: Scene) -> list[dict[str, Any]]:
@@ -200,7 +203,7 @@ def _binding(scene: Scene) -> list[dict[str, Any]]:
     n, t = len(scene.things), scene.things[0]
     if n < 2 or len({x.shape for x in scene.things}) < n:
         return []
-    return [{"kind": "binding", "category": f"{n} objects", "question": f"What shape is {t.color}?",
+    return [{"kind": "binding", "category": _objects(scene), "question": f"What shape is {t.color}?",
              "answer": t.shape}]  # fmt: skip
 
 
@@ -267,7 +270,7 @@ def generate(out: str | Path, n_train: int, n_eval: int, image_size: int = 256, 
         else:
             for j, q in enumerate(qs):
                 row = {"question_id": f"{i}-{j}", "image": name, **{k: v for k, v in q.items() if k != "kind"}}
-                if q["kind"] in SHORT_ANSWER_SPLITS:
+                if EVAL_TASKS[q["kind"]] == "textvqa":  # short answers: the scorer's ten references
                     row["answers"] = [q["answer"]] * 10
                 evals[q["kind"]].append(row)
     _write_jsonl(out / "captions.jsonl", captions)
